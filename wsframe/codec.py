@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from . import deflate as _deflate
 from . import frames as _frames
 from . import masking as _masking
 from . import utf8 as _utf8
@@ -22,7 +23,7 @@ from . import utf8 as _utf8
 __all__ = [
     "apply_mask", "mask_inplace", "Utf8Validator", "validate_utf8",
     "FrameParser", "build_frame", "server_frame", "client_frame",
-    "speedups_enabled", "SPEEDUPS_DISABLED_BY_ENV",
+    "Deflater", "Inflater", "speedups_enabled", "SPEEDUPS_DISABLED_BY_ENV",
 ]
 
 SPEEDUPS_DISABLED_BY_ENV = os.environ.get("WSFRAME_NO_EXTENSIONS", "") not in ("", "0")
@@ -32,16 +33,16 @@ def _load_compiled():
     if SPEEDUPS_DISABLED_BY_ENV:
         return None
     try:
-        from ._compiled import frames, mask, utf8
+        from ._compiled import deflate, frames, mask, utf8
     except ImportError:
         return None
-    return frames, mask, utf8
+    return deflate, frames, mask, utf8
 
 
 _compiled = _load_compiled()
 
 if _compiled is not None:
-    _cframes, _cmask, _cutf8 = _compiled
+    _cdeflate, _cframes, _cmask, _cutf8 = _compiled
     apply_mask = _cmask.apply_mask
     mask_inplace = _cmask.mask_inplace
     Utf8Validator = _cutf8.Utf8Validator
@@ -50,6 +51,8 @@ if _compiled is not None:
     build_frame = _cframes.build_frame
     server_frame = _cframes.server_frame
     client_frame = _cframes.client_frame
+    Deflater = _cdeflate.Deflater
+    Inflater = _cdeflate.Inflater
 else:
     apply_mask = _masking.apply_mask
     mask_inplace = _masking.mask_inplace
@@ -59,6 +62,8 @@ else:
     build_frame = _frames.build_frame
     server_frame = _frames.server_frame
     client_frame = _frames.client_frame
+    Deflater = _deflate.Deflater
+    Inflater = _deflate.Inflater
 
 
 def speedups_enabled() -> bool:

@@ -20,6 +20,7 @@ __all__ = [
     "InvalidPayload",
     "PolicyViolation",
     "MessageTooBig",
+    "PeerTimeout",
     "ExtensionError",
     "InvalidHandshake",
     "InvalidRequest",
@@ -77,6 +78,12 @@ class MessageTooBig(RemoteProtocolError):
     """A frame or message exceeds a configured limit: close code 1009 (§7.4.1, §10.4)."""
 
     close_code = 1009
+
+
+class PeerTimeout(RemoteProtocolError):
+    """The peer stopped answering (no Pong to our Ping, §5.5.2): close code 1011."""
+
+    close_code = 1011
 
 
 class ExtensionError(RemoteProtocolError):

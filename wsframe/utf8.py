@@ -45,6 +45,12 @@ class Utf8Validator:
             bad = exc.start if exc.reason == "invalid start byte" else exc.end
             self._decoder = _Decoder()  # unusable after an error; start clean
             return bad - pending
+        tail = self._decoder.getstate()[0]
+        if len(tail) == 2 and tail[0] == 0xED and tail[1] >= 0xA0:
+            # ED A0..BF can only begin a surrogate (U+D800-U+DFFF), never valid
+            # UTF-8; Python's decoder waits for a third byte to say so.
+            self._decoder = _Decoder()
+            return len(data) - 1
         return -1
 
     def finish(self) -> bool:

@@ -1,0 +1,50 @@
+"""What happens when a peer reads slower than we write.
+
+Every server connection has a limit on the bytes queued for it in user
+space. A send that would go over it is handled by a policy, chosen per
+server and overridable per send:
+
+* ``"wait"``: the message is **not** queued and :attr:`SendStatus.BLOCKED`
+  comes back; the endpoint's ``on_drain`` runs once the queue has emptied,
+  and the sender retries then. Nothing is lost silently.
+* ``"drop"``: the message is skipped for that peer and counted
+  (:attr:`SendStatus.DROPPED`): right for live data where the next message
+  supersedes this one (a driver's position). Rooms use it by default.
+* ``"close"``: the connection is closed with 1008 and a reason, its queue
+  discarded (:attr:`SendStatus.CLOSED`).
+
+A message is always accepted when the queue is empty, however large, so
+that any single message can be sent. Memory per connection is therefore
+bounded by ``max_queue`` plus one message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+__all__ = ["SendStatus", "Backpressure", "POLICIES"]
+
+POLICIES = ("wait", "drop", "close")
+
+
+class SendStatus(IntEnum):
+    """The outcome of a send on a server connection."""
+
+    OK = 0        # written, or queued within the limit
+    DROPPED = 1   # "drop" policy: skipped for this peer, counted
+    BLOCKED = 2   # "wait" policy: not queued; retry after on_drain
+    CLOSED = 3    # "close" policy, or the connection is no longer open
+
+
+@dataclass(frozen=True)
+class Backpressure:
+    """The per-connection queue limit and the policy past it."""
+
+    max_queue: int = 256 * 1024  # per peer, on top of the kernel's socket buffer (MiBs already)
+    policy: str = "close"        # a peer that stops reading is cut off, not buffered for
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}")
+        if self.max_queue < 1:
+            raise ValueError("max_queue must be positive")

@@ -1,0 +1,194 @@
+"""A blocking client for scripts: ``connect(url)``, send, receive, iterate, close.
+
+::
+
+    from wsframe.client import connect
+
+    with connect("ws://127.0.0.1:8765/room/42") as ws:
+        ws.send("hello")
+        print(ws.recv(timeout=5))
+        for message in ws:          # until the connection closes
+            print(message)
+
+``wss://`` URLs use TLS with certificate verification on by default
+(:func:`ssl.create_default_context`); pass ``ssl=`` to change that.
+Failures raise: :class:`~wsframe.errors.InvalidResponse` when the server
+refuses the upgrade, :class:`~wsframe.errors.ConnectionClosed` (with the
+close code) when the connection is gone, :class:`TimeoutError` on timeouts.
+"""
+from __future__ import annotations
+
+import socket
+import ssl as ssl_module
+import time
+from typing import Iterator, NamedTuple, Optional, Sequence, Union
+from urllib.parse import urlsplit
+
+from . import events as ev
+from .connection import ClientConnection
+from .errors import ConnectionClosed, InvalidHandshake
+from .permessage_deflate import DeflateSettings
+from .protocol import CLOSED, OPEN, Limits
+
+__all__ = ["connect", "WebSocket", "parse_url", "WebSocketURL"]
+
+
+class WebSocketURL(NamedTuple):
+    secure: bool
+    host: str
+    port: int
+    target: str  # path and query
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.secure else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_url(url: str) -> WebSocketURL:
+    """Split a ``ws://`` or ``wss://`` URL (§3)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"not a WebSocket URL (ws:// or wss://): {url!r}")
+    if parts.fragment:
+        raise ValueError("a WebSocket URL has no fragment (§3)")
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}")
+    secure = parts.scheme == "wss"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return WebSocketURL(secure, parts.hostname, parts.port or (443 if secure else 80), target)
+
+
+class WebSocket:
+    """A connected client; not thread-safe (one reader/writer at a time)."""
+
+    def __init__(self, sock: socket.socket, conn: ClientConnection) -> None:
+        self.sock = sock
+        self.conn = conn
+        self._messages: list = []
+
+    @property
+    def subprotocol(self) -> Optional[str]:
+        return self.conn.subprotocol
+
+    @property
+    def close_code(self) -> Optional[int]:
+        return self.conn.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self.conn.close_reason
+
+    def send(self, message: Union[str, bytes], *, compress: Optional[bool] = None) -> None:
+        """Send a text (``str``) or binary (bytes-like) message."""
+        self._check_open()
+        self.conn.send(message, compress=compress)
+        self._flush()
+
+    def ping(self, data: bytes = b"") -> None:
+        self._check_open()
+        self.conn.ping(data)
+        self._flush()
+
+    def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
+        """The next message; raises ConnectionClosed once the connection has ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._messages:
+            if self.conn.state is CLOSED:
+                raise ConnectionClosed(self.conn.close_code or 1006, self.conn.close_reason)
+            self._read(deadline)
+        return self._messages.pop(0)
+
+    def __iter__(self) -> Iterator[Union[str, bytes]]:
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosed:
+                return
+
+    def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
+        """Run the closing handshake (§7.1.2), then close the socket."""
+        deadline = time.monotonic() + timeout
+        try:
+            if self.conn.state is OPEN:
+                self.conn.close(code, reason)
+                self._flush()
+            while self.conn.state is not CLOSED or not self.conn.close_tcp:
+                self._read(deadline)
+        except (OSError, TimeoutError, ConnectionClosed):
+            pass
+        finally:
+            self.sock.close()
+
+    def __enter__(self) -> "WebSocket":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self.conn.state is not OPEN:
+            raise ConnectionClosed(self.conn.close_code or 1006, self.conn.close_reason)
+
+    def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def _read(self, deadline: Optional[float]) -> None:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no message before the timeout")
+            self.sock.settimeout(left)
+        else:
+            self.sock.settimeout(None)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("no message before the timeout") from None
+        except OSError:
+            data = b""
+        if data:
+            self.conn.receive_data(data)
+        else:
+            self.conn.receive_eof()
+        for event in self.conn.events():
+            if isinstance(event, (ev.TextMessage, ev.BinaryMessage)):
+                self._messages.append(event.data)
+        self._flush()  # pongs, close replies, and the Close after a violation
+
+
+def connect(url: str, *, subprotocols: Sequence[str] = (), origin: Optional[str] = None,
+            headers: Sequence[tuple[str, str]] = (),
+            compression: Optional[DeflateSettings] = DeflateSettings(),
+            limits: Limits = Limits(), ssl: Optional[ssl_module.SSLContext] = None,
+            timeout: float = 10.0, source_address: Optional[tuple[str, int]] = None) -> WebSocket:
+    """Open a WebSocket connection (TCP, TLS for ``wss``, then the handshake)."""
+    where = parse_url(url)
+    sock = socket.create_connection((where.host, where.port), timeout=timeout,
+                                    source_address=source_address)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if where.secure:
+            context = ssl or ssl_module.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=where.host)
+        conn = ClientConnection(where.host_header, where.target, subprotocols=subprotocols,
+                                origin=origin, headers=headers, limits=limits,
+                                deflate=compression)
+        sock.sendall(conn.data_to_send())
+        deadline = time.monotonic() + timeout
+        websocket = WebSocket(sock, conn)
+        while conn.state is not OPEN:
+            try:
+                websocket._read(deadline)
+            except TimeoutError:
+                raise TimeoutError(f"no handshake response from {url} in {timeout} s") from None
+            if conn.state is CLOSED:
+                raise InvalidHandshake("connection closed during the opening handshake")
+        sock.settimeout(None)
+        return websocket
+    except BaseException:
+        sock.close()
+        raise
