@@ -40,7 +40,7 @@ class SendStatus(IntEnum):
 class Backpressure:
     """The per-connection queue limit and the policy past it."""
 
-    max_queue: int = 256 * 1024  # per peer, on top of the kernel's socket buffer (MiBs already)
+    max_queue: int = 1 << 20     # per peer, on top of the kernel's socket buffer (MiBs already)
     policy: str = "close"        # a peer that stops reading is cut off, not buffered for
 
     def __post_init__(self) -> None:

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ping peers silent this long, 0 to disable (default 30)")
     serve.add_argument("--heartbeat-timeout", type=float, default=5.0, metavar="S",
                        help="close a peer whose pong is this late (default 5)")
-    serve.add_argument("--max-queue", type=size, default=256 * 1024, metavar="N",
+    serve.add_argument("--max-queue", type=size, default=1 << 20, metavar="N",
                        help="bytes queued per slow peer before the policy applies")
     serve.add_argument("--backpressure", choices=("wait", "drop", "close"), default="close",
                        help="what to do past --max-queue (default close)")

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 from . import events as ev
 from .connection import ClientConnection
-from .errors import ConnectionClosed, InvalidHandshake
+from .errors import ConnectionClosed
 from .permessage_deflate import DeflateSettings
-from .protocol import CLOSED, OPEN, Limits
+from .protocol import CLOSED, CONNECTING, OPEN, Limits
 
 __all__ = ["connect", "WebSocket", "parse_url", "WebSocketURL"]
 
@@ -67,6 +67,7 @@ class WebSocket:
         self.sock = sock
         self.conn = conn
         self._messages: list = []
+        self._eof = False
 
     @property
     def subprotocol(self) -> Optional[str]:
@@ -95,7 +96,7 @@ class WebSocket:
         """The next message; raises ConnectionClosed once the connection has ended."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._messages:
-            if self.conn.state is CLOSED:
+            if self.conn.state is CLOSED or self._eof:
                 raise ConnectionClosed(self.conn.close_code or 1006, self.conn.close_reason)
             self._read(deadline)
         return self._messages.pop(0)
@@ -114,7 +115,8 @@ class WebSocket:
             if self.conn.state is OPEN:
                 self.conn.close(code, reason)
                 self._flush()
-            while self.conn.state is not CLOSED or not self.conn.close_tcp:
+            # §7.1.1: the server closes TCP first; wait for its FIN (or the timeout).
+            while not self._eof and (self.conn.state is not CLOSED or not self.conn.close_tcp):
                 self._read(deadline)
         except (OSError, TimeoutError, ConnectionClosed):
             pass
@@ -153,6 +155,7 @@ class WebSocket:
         if data:
             self.conn.receive_data(data)
         else:
+            self._eof = True
             self.conn.receive_eof()
         for event in self.conn.events():
             if isinstance(event, (ev.TextMessage, ev.BinaryMessage)):
@@ -180,13 +183,11 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), origin: Optional[str]
         sock.sendall(conn.data_to_send())
         deadline = time.monotonic() + timeout
         websocket = WebSocket(sock, conn)
-        while conn.state is not OPEN:
+        while conn.state is CONNECTING:  # a refusal raises from _read
             try:
                 websocket._read(deadline)
             except TimeoutError:
                 raise TimeoutError(f"no handshake response from {url} in {timeout} s") from None
-            if conn.state is CLOSED:
-                raise InvalidHandshake("connection closed during the opening handshake")
         sock.settimeout(None)
         return websocket
     except BaseException:

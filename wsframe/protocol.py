@@ -211,8 +211,6 @@ class Protocol:
                 opcode, fin, rsv, payload, remaining = chunk
                 if opcode >= OP_CLOSE:
                     self._control_frame(opcode, rsv, payload)
-                    if self.state is CLOSED:
-                        return
                 elif fin and not remaining and not self._msg_opcode and opcode and not rsv:
                     # The common case, kept short: a whole message in one whole frame.
                     if opcode == OP_TEXT and not codec.validate_utf8(payload):
@@ -225,6 +223,8 @@ class Protocol:
                         self._on_message(payload, opcode == OP_TEXT)
                 else:
                     self._data_chunk(opcode, fin, rsv, payload, remaining)
+                if self.state is CLOSED:  # a Close arrived, or a hook closed the connection
+                    return
         except RemoteProtocolError as exc:
             self._protocol_error(exc)
 

@@ -245,9 +245,12 @@ class Client:
             raise OSError(err, os.strerror(err))
         return sock.detach()
 
+    #: The class of new connections; a subclass may observe them (``wsframe connect --trace``).
+    conn_class = ClientConn
+
     def _make_conn(self, fd: int) -> ClientConn:
         if self.ssl is None:
-            return ClientConn(self, fd)
+            return self.conn_class(self, fd)
         from .tls import TlsState
 
         conn = _TlsClientConn(self, fd)

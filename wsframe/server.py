@@ -484,8 +484,11 @@ class Server:
 
     # ---- connections ----------------------------------------------------------------
 
+    #: The class of new connections; a subclass may observe them (``wsframe serve --trace``).
+    conn_class = ServerConn
+
     def _adopt(self, fd: int) -> None:
-        conn = _tls_conn(self, fd, self._ssl) if self._ssl else ServerConn(self, fd)
+        conn = _tls_conn(self, fd, self._ssl) if self._ssl else self.conn_class(self, fd)
         self._conns.add(conn)
         self.stats.accepted += 1
         self.loop.add_stream(conn)
