@@ -155,6 +155,8 @@ class ServerConnection(Connection):
         self._write(accept_response(self._offer.key, subprotocol=subprotocol,
                                     extensions=extensions, headers=headers))
         self.subprotocol = subprotocol
+        self._offer = None
+        self.request = None  # handed out in RequestReceived; not kept (memory per connection)
         self._transition("handshake accepted")
         self._start_parser()
         pending, self._pending = self._pending, b""

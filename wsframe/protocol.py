@@ -203,24 +203,30 @@ class Protocol:
             return
         parser = self._parser
         parser.feed(data)
+        next_chunk = parser.next_chunk
+        limits = self.limits
+        max_size = limits.max_message_size
+        stream = limits.stream_messages
+        validate_utf8 = codec.validate_utf8
         try:
             while True:
-                chunk = parser.next_chunk()
+                chunk = next_chunk()
                 if chunk is None:
                     return
                 opcode, fin, rsv, payload, remaining = chunk
-                if opcode >= OP_CLOSE:
-                    self._control_frame(opcode, rsv, payload)
-                elif fin and not remaining and not self._msg_opcode and opcode and not rsv:
+                if fin and not remaining and not rsv and 0 < opcode < OP_CLOSE and not self._msg_opcode:
                     # The common case, kept short: a whole message in one whole frame.
-                    if opcode == OP_TEXT and not codec.validate_utf8(payload):
+                    is_text = opcode == OP_TEXT
+                    if is_text and not validate_utf8(payload):
                         raise InvalidPayload("invalid UTF-8 in a text message (§8.1)")
-                    if len(payload) > self.limits.max_message_size:
-                        raise MessageTooBig(f"message over {self.limits.max_message_size} bytes")
-                    if self.limits.stream_messages:
-                        self._on_fragment(payload, opcode == OP_TEXT, True, True)
+                    if len(payload) > max_size:
+                        raise MessageTooBig(f"message over {max_size} bytes")
+                    if stream:
+                        self._on_fragment(payload, is_text, True, True)
                     else:
-                        self._on_message(payload, opcode == OP_TEXT)
+                        self._on_message(payload, is_text)
+                elif opcode >= OP_CLOSE:
+                    self._control_frame(opcode, rsv, payload)
                 else:
                     self._data_chunk(opcode, fin, rsv, payload, remaining)
                 if self.state is CLOSED:  # a Close arrived, or a hook closed the connection

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 from .backpressure import Backpressure, SendStatus
+from .codec import server_frame
+from .frames import OP_BINARY, OP_TEXT
 from .errors import InvalidRequest, InvalidState, PeerTimeout, PolicyViolation
 from .handshake import (
     accept_response, check_upgrade_request, is_upgrade_request, read_request, reject_response,
@@ -205,10 +207,14 @@ class ServerConn(FdStream, Protocol):
         """Send one message (``str``: text, bytes-like: binary); see :mod:`~wsframe.backpressure`."""
         if self.state is not OPEN:
             raise InvalidState(self.state, "send a message")
-        if isinstance(data, str):
-            frame = self.encode(data.encode(), 1, compress)
+        if data.__class__ is str:
+            payload, opcode = data.encode(), OP_TEXT
         else:
-            frame = self.encode(data, 1 if text else 2, compress)
+            payload, opcode = data, (OP_TEXT if text else OP_BINARY)
+        if self.deflate is None:
+            frame = server_frame(opcode, payload)
+        else:
+            frame = self.encode(payload, opcode, compress)
         return self.send_frame(frame, policy)
 
     def send_frame(self, frame: bytes, policy: Optional[str] = None) -> SendStatus:
@@ -216,7 +222,7 @@ class ServerConn(FdStream, Protocol):
         if self.state is not OPEN:
             return SendStatus.CLOSED
         queued = self._out_size
-        if queued and queued + len(frame) > self.server.settings.backpressure.max_queue:
+        if queued and queued + len(frame) > self.server._max_queue:
             return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
         self._write(frame)
         return SendStatus.OK
@@ -376,6 +382,7 @@ class Server:
         if overrides:
             settings = ServerSettings(**{**settings.__dict__, **overrides})
         self.settings = settings
+        self._max_queue = settings.backpressure.max_queue  # read on every send
         self.loop = loop or Loop(tick=settings.tick)
         self.default = default
         self.routes: Router[Endpoint] = Router()
