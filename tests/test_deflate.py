@@ -28,9 +28,12 @@ def offer(*params):
 
 def test_server_accepts_plain_offer_and_asks_no_context_takeover():
     value, agreement = server_negotiate(offer(), DeflateSettings())
+    assert value == "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    assert agreement.server_no_context_takeover and agreement.client_no_context_takeover
+    assert agreement.sending(False) == (15, True) and agreement.receiving(False) == (15, True)
+    value, agreement = server_negotiate(offer(), DeflateSettings(client_no_context_takeover=False))
     assert value == "permessage-deflate; server_no_context_takeover"
-    assert agreement.server_no_context_takeover and not agreement.client_no_context_takeover
-    assert agreement.sending(False) == (15, True) and agreement.receiving(False) == (15, False)
+    assert agreement.receiving(False) == (15, False)
 
 
 def test_all_four_parameters():
@@ -45,7 +48,8 @@ def test_all_four_parameters():
 
 def test_offered_client_window_value_is_respected():
     value, agreement = server_negotiate(offer(("client_max_window_bits", "9")),
-                                        DeflateSettings(server_no_context_takeover=False))
+                                        DeflateSettings(server_no_context_takeover=False,
+                                                        client_no_context_takeover=False))
     assert value == "permessage-deflate; client_max_window_bits=9"
     assert agreement.receiving(False) == (9, False)
 
@@ -78,7 +82,7 @@ def test_parameter_values(params):
 
 
 def test_client_offer_and_answers():
-    settings = DeflateSettings(server_max_window_bits=12)
+    settings = DeflateSettings(server_max_window_bits=12, client_no_context_takeover=False)
     assert client_offer(settings) == ("permessage-deflate; server_no_context_takeover;"
                                       " server_max_window_bits=12; client_max_window_bits")
     agreement = client_accept([(PMD, [("server_no_context_takeover", None),

@@ -51,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true",
                        help="live delivery tracking demo: page at /, driver in room of its order")
     serve.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
+    serve.add_argument("--server-context-takeover", action="store_true",
+                       help="keep a compressor per connection (better ratio, ~256 KiB each)")
+    serve.add_argument("--client-context-takeover", action="store_true",
+                       help="let clients keep context (a decompressor per connection, ~40 KiB)")
+    serve.add_argument("--server-max-window-bits", type=int, default=None, metavar="8-15")
+    serve.add_argument("--client-max-window-bits", type=int, default=None, metavar="8-15")
+    serve.add_argument("--deflate-mem-level", type=int, default=8, metavar="1-9")
+    serve.add_argument("--deflate-level", type=int, default=6, metavar="0-9")
+    serve.add_argument("--compress-threshold", type=size, default=128, metavar="N",
+                       help="send messages shorter than this uncompressed (default 128)")
     serve.add_argument("--max-message-size", type=size, default=1 << 20, metavar="N",
                        help="bytes (K/M/G suffixes); larger messages close with 1009 (default 1M)")
     serve.add_argument("--max-frame-size", type=size, default=None, metavar="N",
@@ -112,8 +122,14 @@ def serve_main(args: argparse.Namespace) -> int:
                     max_frame_size=args.max_frame_size or args.max_message_size,
                     max_fragments=args.max_fragments)
     heartbeat = Heartbeat(args.heartbeat, args.heartbeat_timeout) if args.heartbeat > 0 else None
-    server = Server(limits=limits, heartbeat=heartbeat,
-                    compression=None if args.no_compression else DeflateSettings(),
+    compression = None if args.no_compression else DeflateSettings(
+        server_no_context_takeover=not args.server_context_takeover,
+        client_no_context_takeover=not args.client_context_takeover,
+        server_max_window_bits=args.server_max_window_bits,
+        client_max_window_bits=args.client_max_window_bits,
+        mem_level=args.deflate_mem_level, level=args.deflate_level,
+        threshold=args.compress_threshold)
+    server = Server(limits=limits, heartbeat=heartbeat, compression=compression,
                     backpressure=Backpressure(args.max_queue, args.backpressure))
     install_builtin_app(server)
     if args.demo:

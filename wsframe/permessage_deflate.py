@@ -15,9 +15,11 @@ on the same thing share one object.
 Memory is the reason the defaults differ from zlib's: a compressor with a
 15-bit window and memLevel 8 costs about 256 KiB and a decompressor about
 40 KiB *per connection* when context is kept. wsframe's server asks for
-``server_no_context_takeover`` by default (§7.1.1.1 lets it, even when the
-client did not offer it), so one process-wide compressor serves every
-connection and a broadcast is compressed once.
+``server_no_context_takeover`` and ``client_no_context_takeover`` by default
+(§7.1.1.1 and §7.1.1.2 let it, even when the client did not offer them): one
+process-wide compressor serves every connection, a broadcast is compressed
+once, and a decompressor lives only while a compressed message is arriving.
+An idle connection then owns no zlib state at all.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ class DeflateSettings:
     """
 
     server_no_context_takeover: bool = True   # one shared compressor per process (server)
-    client_no_context_takeover: bool = False  # let clients keep context unless asked otherwise
+    client_no_context_takeover: bool = True   # idle connections keep no decompressor (server)
     server_max_window_bits: Optional[int] = None  # None: 15, zlib's largest
     client_max_window_bits: Optional[int] = None  # None: whatever the peer uses
     level: int = 6           # zlib's default trade-off of speed and ratio
