@@ -2,6 +2,7 @@
 
     wsframe serve [--host 127.0.0.1] [--port 8765] [--demo] ...
     wsframe connect URL [--echo]
+    wsframe explain HEX... | --handshake KEY | --head
     wsframe --version
 """
 from __future__ import annotations
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument("--insecure", action="store_true", help="skip TLS verification")
     connect.add_argument("--trace", action="store_true",
                          help="print every frame sent and received, annotated")
+
+    from .explain import add_explain_parser
+    add_explain_parser(commands)
     return parser
 
 
@@ -105,6 +109,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return serve_main(args)
     if args.command == "connect":
         return connect_main(args)
+    if args.command == "explain":
+        from .explain import explain_main
+        return explain_main(args)
     parser.print_help()
     return 2
 

@@ -456,6 +456,9 @@ class FdStream:
     def _transport_closed(self) -> None:
         """The fd is closed (hook)."""
 
+    def _tls_ready(self) -> None:
+        """A TLS handshake on this stream completed (hook, see wsframe.tls)."""
+
 
 def half_close(fd: int) -> None:
     """Send FIN after the pending data (shutdown(SHUT_WR)) on a raw fd."""

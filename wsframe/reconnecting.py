@@ -251,9 +251,9 @@ class Client:
     def _make_conn(self, fd: int) -> ClientConn:
         if self.ssl is None:
             return self.conn_class(self, fd)
-        from .tls import TlsState
+        from .tls import TlsState, tls_class
 
-        conn = _TlsClientConn(self, fd)
+        conn = tls_class(_tls_client_base(self.conn_class))(self, fd)
         conn._tls = TlsState(self.ssl, server_side=False, server_hostname=self.url.host)
         return conn
 
@@ -346,33 +346,21 @@ class Client:
             log.exception("client callback %r failed", callback)
 
 
-def _make_tls_client_conn():
-    from .tls import TlsStream
+_tls_bases: dict[type, type] = {}
 
-    class TlsClientConn(TlsStream, ClientConn):
-        __slots__ = ("_tls",)
 
-        def _tcp_connected(self) -> None:
-            sock = socket.socket(fileno=self.fd)
-            try:
-                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            finally:
-                sock.detach()
-            self._tcp_pending = False
-            self.loop.want_write(self.fd, False)
-            if error:
-                self.owner._failed(f"connect: {os.strerror(error)}")
-                return self._close_fd()
-            self._tls.handshake()  # the ClientHello
+def _tls_client_base(base: type) -> type:
+    """``base`` with the TLS handshake between TCP connect and the upgrade request."""
+    cls = _tls_bases.get(base)
+    if cls is None:
+        def _start_session(self) -> None:
+            if self._tls.ready:
+                return base._start_session(self)
+            self._tls.handshake()  # the ClientHello; _tls_ready() continues
             self._send_ciphertext()
 
         def _tls_ready(self) -> None:
-            self._start_session()
-
-        def _transport_closed(self) -> None:
-            self._tls = None
-            ClientConn._transport_closed(self)
-    return TlsClientConn
-
-
-_TlsClientConn = _make_tls_client_conn()
+            base._start_session(self)
+        cls = _tls_bases[base] = type(f"{base.__name__}TlsSession", (base,), {
+            "__slots__": (), "_start_session": _start_session, "_tls_ready": _tls_ready})
+    return cls

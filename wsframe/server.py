@@ -615,4 +615,4 @@ class Server:
 
 def _tls_conn(server: Server, fd: int, context: ssl_module.SSLContext) -> ServerConn:
     from .tls import TlsServerConn
-    return TlsServerConn(server, fd, context)
+    return TlsServerConn(server, fd, context, server.conn_class)

@@ -14,7 +14,7 @@ import ssl
 from .loop import IO_EOF, FdStream
 from .server import ServerConn
 
-__all__ = ["TlsState", "TlsStream", "TlsServerConn"]
+__all__ = ["TlsState", "TlsStream", "TlsServerConn", "tls_class"]
 
 
 class TlsState:
@@ -55,8 +55,8 @@ class TlsState:
 class TlsStream:
     """Mixin (before the FdStream class): TLS between the fd and the protocol.
 
-    Needs a ``_tls`` slot holding a :class:`TlsState`, and ``_tls_ready()``
-    called once the handshake completes.
+    Needs a ``_tls`` slot holding a :class:`TlsState`; calls ``_tls_ready()``
+    (see :class:`~wsframe.loop.FdStream`) once the handshake completes.
     """
 
     __slots__ = ()
@@ -103,19 +103,29 @@ class TlsStream:
         if pending:
             FdStream._write(self, pending)
 
-    def _tls_ready(self) -> None:
-        """The TLS handshake completed (hook)."""
+
+_classes: dict[type, type] = {}
 
 
-class TlsServerConn(TlsStream, ServerConn):
-    """A server connection over TLS."""
+def tls_class(base: type) -> type:
+    """``base`` (a ServerConn or ClientConn class) with TLS between fd and protocol.
 
-    __slots__ = ("_tls",)
+    Built once per base class, so a subclass that observes connections (the
+    tracer) works over TLS too.
+    """
+    cls = _classes.get(base)
+    if cls is None:
+        def _transport_closed(self) -> None:
+            self._tls = None
+            base._transport_closed(self)
+        cls = _classes[base] = type(f"Tls{base.__name__}", (TlsStream, base), {
+            "__slots__": ("_tls",), "_transport_closed": _transport_closed,
+            "__doc__": f"{base.__name__} over TLS."})
+    return cls
 
-    def __init__(self, server, fd: int, context: ssl.SSLContext) -> None:
-        super().__init__(server, fd)
-        self._tls = TlsState(context, server_side=True)
 
-    def _transport_closed(self) -> None:
-        self._tls = None
-        ServerConn._transport_closed(self)
+def TlsServerConn(server, fd: int, context: ssl.SSLContext, base: type = ServerConn):
+    """A server connection over TLS (of the server's connection class)."""
+    conn = tls_class(base)(server, fd)
+    conn._tls = TlsState(context, server_side=True)
+    return conn
