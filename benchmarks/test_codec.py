@@ -41,6 +41,7 @@ def _maskers():
 def test_mask_copy(benchmark, impl, size):
     """Mask into a new buffer (what a sender does)."""
     benchmark.group = f"mask {size} (new buffer)"
+    benchmark.extra_info["impl"] = impl
     benchmark.extra_info["bytes"] = SIZES[size]
     data = os.urandom(SIZES[size])
     fn = _maskers()[impl]
@@ -53,6 +54,7 @@ def test_mask_copy(benchmark, impl, size):
 def test_mask_inplace(benchmark, impl, size):
     """Unmask a writable buffer in place (what a receiver can do)."""
     benchmark.group = f"mask {size} (in place)"
+    benchmark.extra_info["impl"] = impl
     benchmark.extra_info["bytes"] = SIZES[size]
     buf = bytearray(os.urandom(SIZES[size]))
     if impl == "wsframe-compiled":
@@ -103,6 +105,7 @@ def _parse_wsproto():
 def test_parse_small_frames(benchmark, impl):
     """Parse a stream of 1000 masked 32-byte binary frames (frames/s = 1000 / time)."""
     benchmark.group = "parse 1000 x 32B frames"
+    benchmark.extra_info["impl"] = impl
     benchmark.extra_info["frames"] = FRAMES_PER_ROUND
     fn = {
         "wsframe-compiled": lambda: _parse_wsframe(need(compiled_frames, "compiled")),
@@ -126,6 +129,7 @@ TEXTS = {
 @pytest.mark.parametrize("text", list(TEXTS))
 def test_utf8(benchmark, impl, text):
     benchmark.group = f"utf8 {text}"
+    benchmark.extra_info["impl"] = impl
     data = TEXTS[text]
     benchmark.extra_info["bytes"] = len(data)
     if impl == "wsframe-compiled":

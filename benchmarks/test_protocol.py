@@ -96,7 +96,7 @@ CORES = {"wsframe": wsframe_core, "websockets": websockets_core, "wsproto": wspr
 def test_receive_to_events(benchmark, core, size, compressed):
     path = "compiled" if codec.speedups_enabled() else "pure"
     benchmark.group = f"receive {size} {'deflate' if compressed else 'plain'}"
-    benchmark.name = f"{core}-{path}" if core == "wsframe" else core
+    benchmark.extra_info["impl"] = f"{core}-{path}" if core == "wsframe" else core
     benchmark.extra_info["messages"] = PER_ROUND[size]
     data = stream(size, compressed)
     run = CORES[core](compressed)

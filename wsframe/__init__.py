@@ -17,9 +17,31 @@ from .errors import (
     WebSocketError,
 )
 
+from .backpressure import Backpressure, SendStatus
+from .loop import Loop
+from .permessage_deflate import DeflateSettings
+from .protocol import Limits
+from .reconnecting import Backoff, Client
+from .rooms import Room
+from .server import Endpoint, Heartbeat, HttpResponse, Server, ServerConn, ServerSettings
+
 __all__ = [
     "__version__",
     "speedups_enabled",
+    "Server",
+    "ServerConn",
+    "ServerSettings",
+    "Endpoint",
+    "Heartbeat",
+    "HttpResponse",
+    "Room",
+    "Limits",
+    "DeflateSettings",
+    "Backpressure",
+    "SendStatus",
+    "Loop",
+    "Client",
+    "Backoff",
     "WebSocketError",
     "RemoteProtocolError",
     "LocalProtocolError",
