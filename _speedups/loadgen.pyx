@@ -20,6 +20,7 @@ import socket as _socket
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
 
 cdef extern from "wsload.h" nogil:
     int WSL_ECHO, WSL_HOLD, WSL_SUBSCRIBE, WSL_PUBLISH
@@ -39,9 +40,11 @@ cdef extern from "wsload.h" nogil:
         const uint32_t *sources
         int nsources
         int stop_fd
+        int64_t *progress
+    int WSL_PROGRESS
 
     ctypedef struct wsl_result:
-        int64_t attempted, connected, survivors, closed_by_server, dropped
+        int64_t attempted, connected, survivors, closed_by_server, dropped, peak_open
         int64_t messages_sent, messages_received, bytes_received, pings_answered
         double elapsed, connect_seconds, cpu_user, cpu_system, cpu_measured
         uint64_t lat_count, lat_sum_ns, lat_max_ns
@@ -119,6 +122,7 @@ cdef dict _to_dict(const wsl_result *res):
         "connected": res.connected,
         "failed": failed,
         "survivors": res.survivors,
+        "peak_open": res.peak_open,
         "closed_by_server": res.closed_by_server,
         "dropped": res.dropped,
         "messages_sent": res.messages_sent,
@@ -139,7 +143,8 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
              long connections=100, int inflight=1, Py_ssize_t size=32, bint text=True,
              double duration=10.0, double warmup=1.0, double ramp_rate=5000.0,
              source_addresses=("127.0.0.1",), double rate=0.0,
-             double handshake_timeout=10.0, double close_timeout=2.0, int stop_fd=-1):
+             double handshake_timeout=10.0, double close_timeout=2.0, int stop_fd=-1,
+             progress=None):
     """Drive a WebSocket server with ``connections`` clients; returns a dict of results.
 
     Modes: ``"echo"`` keeps ``inflight`` messages outstanding per connection
@@ -154,7 +159,10 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
     then every connection gets a Close frame and at most ``close_timeout``
     seconds to see the server's FIN. It stops early when ``stop_fd``
     becomes readable (e.g. a pipe or an eventfd; it is not read) or when no
-    connection is left. Counters of messages and bytes and the latency
+    connection is left. ``progress``, a writable buffer of at least 5 int64
+    (e.g. a ``multiprocessing.Array("q", 5)``), receives live counters as the
+    run goes: attempted, open, failed, received, sent (the last two count the
+    measured window only). Counters of messages and bytes and the latency
     samples cover the measured window only; ``failed`` maps a reason (an
     errno name, ``"reset"``, ``"eof"``, ``"handshake_timeout"``,
     ``"bad_handshake"``, ``"protocol_error"``) to a count and includes the
@@ -195,6 +203,16 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
     cfg.handshake_timeout = handshake_timeout
     cfg.close_timeout = close_timeout
     cfg.stop_fd = stop_fd
+    cfg.progress = NULL
+    cdef Py_buffer view
+    cdef bint have_view = False
+    if progress is not None:
+        PyObject_GetBuffer(progress, &view, PyBUF_WRITABLE | PyBUF_SIMPLE)
+        have_view = True
+        if view.len < WSL_PROGRESS * 8:
+            PyBuffer_Release(&view)
+            raise ValueError("progress needs room for 5 int64 counters")
+        cfg.progress = <int64_t *>view.buf
     cfg.nsources = len(addresses)
     res = <wsl_result *>malloc(sizeof(wsl_result))
     if cfg.nsources:
@@ -215,3 +233,5 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
     finally:
         free(res)
         free(sources)
+        if have_view:
+            PyBuffer_Release(&view)

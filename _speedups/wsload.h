@@ -90,10 +90,14 @@ typedef struct {
     const uint32_t *sources;    /* bind() addresses, network byte order; may be NULL */
     int nsources;
     int stop_fd;                /* stop early when readable; -1: none */
+    volatile int64_t *progress; /* live counters for a watcher, or NULL (see WSL_PROGRESS) */
 } wsl_config;
 
+/* progress[]: what another process may read while the run goes on. */
+enum { WSL_P_ATTEMPTED = 0, WSL_P_OPEN, WSL_P_FAILED, WSL_P_RECEIVED, WSL_P_SENT, WSL_PROGRESS };
+
 typedef struct {
-    int64_t attempted, connected, survivors, closed_by_server, dropped;
+    int64_t attempted, connected, survivors, closed_by_server, dropped, peak_open;
     int64_t messages_sent, messages_received, bytes_received, pings_answered;
     double elapsed, connect_seconds, cpu_user, cpu_system, cpu_measured;
     uint64_t lat_count, lat_sum_ns, lat_max_ns;
@@ -549,6 +553,7 @@ static long wsl_handshake_feed(wsl_loop *L, wsl_conn *c, const unsigned char *p,
             c->hs_match = 0;
             L->pending--;
             L->open++;
+            if (L->open > L->res->peak_open) L->res->peak_open = L->open;
             L->res->connected++;
             if (L->cfg->mode == WSL_ECHO && wsl_put_messages(L, c, L->cfg->inflight) < 0)
                 return -1;
@@ -1129,6 +1134,21 @@ static int wsl_setup(wsl_loop *L, const wsl_config *cfg, wsl_result *res)
     return 0;
 }
 
+/* Publish live counters (plain stores; a reader may see a turn-old value). */
+static void wsl_report(const wsl_loop *L)
+{
+    volatile int64_t *p = L->cfg->progress;
+    uint64_t failed = 0;
+    int i;
+
+    for (i = 0; i < WSL_NFAIL; i++) failed += L->res->failed[i];
+    p[WSL_P_ATTEMPTED] = L->nconns;
+    p[WSL_P_OPEN] = L->open;
+    p[WSL_P_FAILED] = (int64_t)failed;
+    p[WSL_P_RECEIVED] = L->res->messages_received;
+    p[WSL_P_SENT] = L->res->messages_sent;
+}
+
 /* Run the load; returns 0, or an errno when the loop could not be set up. */
 static int wsl_run(const wsl_config *cfg, wsl_result *res)
 {
@@ -1162,6 +1182,7 @@ static int wsl_run(const wsl_config *cfg, wsl_result *res)
         }
         L.now = wsl_clock();
         wsl_advance(&L);   /* events that came after the window do not count */
+        if (cfg->progress) wsl_report(&L);
         if (L.phase == WSL_PH_DONE) break;
         for (i = 0; i < n; i++) {
             if (evs[i].data.ptr == NULL) {   /* stop_fd: stop, and stop watching it */

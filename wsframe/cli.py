@@ -3,6 +3,7 @@
     wsframe serve [--host 127.0.0.1] [--port 8765] [--demo] ...
     wsframe connect URL [--echo]
     wsframe explain HEX... | --handshake KEY | --head
+    wsframe bench capacity|echo|broadcast [URL] ...
     wsframe --version
 """
 from __future__ import annotations
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .explain import add_explain_parser
     add_explain_parser(commands)
+    from .bench import add_bench_parser
+    add_bench_parser(commands)
     return parser
 
 
@@ -112,6 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "explain":
         from .explain import explain_main
         return explain_main(args)
+    if args.command == "bench":
+        from .bench import bench_main
+        return bench_main(args)
     parser.print_help()
     return 2
 

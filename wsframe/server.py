@@ -215,19 +215,10 @@ class ServerConn(FdStream, Protocol):
             frame = server_frame(opcode, payload)
         else:
             frame = self.encode(payload, opcode, compress)
-        # send_frame() and FdStream._write(), inlined: this is the hot path.
-        out = self._out
-        if out is None:
-            self._out = [frame]
-            self._out_size = len(frame)
-            if self.fd not in self.loop._writing:
-                self.loop._dirty.append(self)
-            return SendStatus.OK
-        queued = self._out_size
-        if queued + len(frame) > self.server._max_queue:
+        queued = self._out_size  # send_frame(), inlined: this is the hot path
+        if queued and queued + len(frame) > self.server._max_queue:
             return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
-        out.append(frame)
-        self._out_size = queued + len(frame)
+        self._write(frame)
         return SendStatus.OK
 
     def send_frame(self, frame: bytes, policy: Optional[str] = None) -> SendStatus:
