@@ -25,7 +25,7 @@ cdef class FrameParser:
     cdef public bint require_mask
     cdef public int allowed_rsv
     cdef public unsigned long long max_frame_size
-    cdef bytes _data
+    cdef object _data        # bytes, or the caller's buffer until next_chunk() returns None
     cdef Py_ssize_t _pos
     cdef unsigned long long _remaining
     cdef int _opcode
@@ -42,20 +42,29 @@ cdef class FrameParser:
         self._data = b""
 
     def feed(self, data):
-        """Add received bytes (any bytes-like object; non-bytes input is copied)."""
-        if self._pos < PyBytes_GET_SIZE(self._data):
-            self._data = self._data[self._pos:] + bytes(data)
-        elif type(data) is bytes:
-            self._data = data
+        """Add received bytes (any bytes-like object, read in place until drained)."""
+        if self._pos < len(self._data):  # not drained: keep the rest, in our own bytes
+            self._data = bytes(self._data[self._pos:]) + bytes(data)
         else:
-            self._data = bytes(data)
+            self._data = data
         self._pos = 0
 
     def next_chunk(self):
         """The next chunk ``(opcode, fin, rsv, payload, remaining)``, or ``None``."""
-        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self._data)
+        cdef Py_buffer view
+        data = self._data
+        if type(data) is bytes:
+            return self._next(<const unsigned char *>PyBytes_AS_STRING(data),
+                              PyBytes_GET_SIZE(data))
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            return self._next(<const unsigned char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef _next(self, const unsigned char *p, Py_ssize_t n):
         cdef Py_ssize_t pos = self._pos
-        cdef Py_ssize_t avail = PyBytes_GET_SIZE(self._data) - pos
+        cdef Py_ssize_t avail = n - pos
         cdef Py_ssize_t size = 2, k
         cdef unsigned long long length
         cdef int bits = 7, b0, b1, opcode, rsv
@@ -63,10 +72,10 @@ cdef class FrameParser:
         cdef bytes payload
         if self._remaining:
             if avail == 0:
-                return self._wait()
+                return self._wait(p, n)
             return self._payload_chunk(p + pos, avail)
         if avail < 2:
-            return self._wait()
+            return self._wait(p, n)
         b0 = p[pos]
         b1 = p[pos + 1]
         length = b1 & 0x7F
@@ -78,7 +87,7 @@ cdef class FrameParser:
         if masked:
             size += 4
         if avail < size:
-            return self._wait()
+            return self._wait(p, n)
         if bits == 16:
             length = (<unsigned long long>p[pos + 2] << 8) | p[pos + 3]
         elif bits == 64:
@@ -98,7 +107,7 @@ cdef class FrameParser:
         if opcode >= 8:
             # Control frames are short (§5.5) and handed out whole.
             if <unsigned long long>avail < size + length:
-                return self._wait()
+                return self._wait(p, n)
             payload = PyBytes_FromStringAndSize(NULL, length)
             if masked:
                 wsf_mask(p + pos + size, <unsigned char *>PyBytes_AS_STRING(payload),
@@ -138,11 +147,13 @@ cdef class FrameParser:
         self._remaining -= take
         return (self._opcode, self._fin, self._rsv, payload, self._remaining)
 
-    cdef _wait(self):
-        """Out of input: keep a private copy of the unparsed tail."""
-        if self._pos:
-            self._data = self._data[self._pos:]
-            self._pos = 0
+    cdef _wait(self, const unsigned char *p, Py_ssize_t n):
+        """Out of input: keep a private copy of the unparsed tail (at most 139 bytes)."""
+        if self._pos < n:
+            self._data = PyBytes_FromStringAndSize(<const char *>p + self._pos, n - self._pos)
+        else:
+            self._data = b""
+        self._pos = 0
         return None
 
     cdef _reject(self, bint fin, int rsv, int opcode, bint masked,

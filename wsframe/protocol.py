@@ -172,7 +172,7 @@ class Protocol:
         raise NotImplementedError
 
     def _on_message(self, data: bytes, is_text: bool) -> None:
-        """A whole message (UTF-8 validated when ``is_text``)."""
+        """A whole message (UTF-8 validated when ``is_text``; text may come as a bytearray)."""
 
     def _on_fragment(self, data: bytes, is_text: bool, first: bool, last: bool) -> None:
         """A piece of a message, when ``limits.stream_messages`` is set."""
@@ -320,7 +320,8 @@ class Protocol:
         self._msg_frames = 0
         self._msg_compressed = False
         if not self.limits.stream_messages:
-            self._on_message(bytes(buf), opcode == OP_TEXT)
+            # Text is decoded straight from the buffer; binary must become immutable bytes.
+            self._on_message(buf if opcode == OP_TEXT else bytes(buf), opcode == OP_TEXT)
 
     def _control_frame(self, opcode: int, rsv: int, payload: bytes) -> None:
         if rsv:

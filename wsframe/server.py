@@ -42,7 +42,7 @@ from .handshake import (
     accept_response, check_upgrade_request, is_upgrade_request, read_request, reject_response,
 )
 from .http import DEFAULT_MAX_HEAD_SIZE, HeadReader, HeadTooLarge, Request, build_response
-from .loop import IO_WANT_DRAIN, FdStream, Loop, is_fd_exhausted, raise_fd_limit
+from .loop import IO_WANT_DRAIN, FdStream, Loop, is_fd_exhausted, raise_fd_limit, tune_malloc
 from .permessage_deflate import DeflateSettings, server_negotiate
 from .protocol import CLOSED, CLOSING, CONNECTING, OPEN, Limits, Protocol
 from .rooms import Room, Rooms
@@ -77,6 +77,7 @@ class ServerSettings:
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE  # 16 KiB request head
     shutdown_timeout: float = 5.0     # graceful shutdown: how long 1001 closes may take
     tick: float = 1.0                 # timer resolution: one sweep over all connections per tick
+    tune_malloc: bool = True          # see loop.tune_malloc: no page faults per large message
     accept_batch: int = 128           # accept() calls per readiness event
     backlog: int = 4096               # listen() queue; the kernel caps it at net.core.somaxconn
 
@@ -222,13 +223,14 @@ class ServerConn(FdStream, Protocol):
         return SendStatus.OK
 
     def send_frame(self, frame: bytes, policy: Optional[str] = None) -> SendStatus:
-        """Queue an already encoded frame (a broadcast), applying the backpressure policy."""
+        """Send an already encoded frame (a broadcast) at once, applying the backpressure
+        policy to what the kernel does not take."""
         if self.state is not OPEN:
             return SendStatus.CLOSED
         queued = self._out_size
         if queued and queued + len(frame) > self.server._max_queue:
             return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
-        self._write(frame)
+        self._write_now(frame)
         return SendStatus.OK
 
     def _over_limit(self, policy: str, queued: int) -> SendStatus:
@@ -394,6 +396,8 @@ class Server:
         self.rooms = Rooms()
         self.stats = ServerStats()
         self.fd_limits = raise_fd_limit()
+        if settings.tune_malloc:
+            tune_malloc()
         self._conns: set[ServerConn] = set()
         self._listeners: list[_Listener] = []
         self._ssl: Optional[ssl_module.SSLContext] = None
