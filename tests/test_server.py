@@ -205,7 +205,6 @@ def test_slow_consumer_policies(policy):
     with running_server(lambda s: s.route("/", flood),
                         backpressure=Backpressure(max_queue=256 * 1024)) as (server, port):
         peer = RawPeer(port, "/")
-        peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         peer.send_frame(OP_TEXT, b"go")
         assert wait_for(lambda: flood.statuses and flood.statuses[-1] is not SendStatus.OK)
         expected = {"drop": SendStatus.DROPPED, "wait": SendStatus.BLOCKED,
@@ -287,3 +286,32 @@ def test_big_message_limit_1009():
             with pytest.raises(WsClosed) as info:
                 ws.recv(timeout=5)
             assert info.value.rcvd.code == 1009
+
+
+def test_broadcast_bursts_are_batched_and_order_is_kept():
+    """Many broadcasts in one turn reach every member in order, interleaved with direct sends."""
+    class Burst(Endpoint):
+        def on_open(self, conn, request, params):
+            conn.join("burst")
+
+        def on_message(self, conn, message):
+            room = conn.server.rooms.get("burst")
+            for i in range(200):           # one turn: the first is written at once,
+                room.broadcast(f"b{i}")    # the rest batched to the end of the turn
+                if i == 100:
+                    conn.send("direct")    # must come after b0..b100 and before b101
+            room.broadcast("not to sender", exclude=conn)
+            room.broadcast("last")
+
+    with running_server(lambda s: s.route("/", Burst())) as (server, port):
+        sender = connect(f"ws://127.0.0.1:{port}/")
+        others = [connect(f"ws://127.0.0.1:{port}/", compression=None) for _ in range(3)]
+        assert wait_for(lambda: len(server.rooms.get("burst")) == 4)
+        sender.send("go")
+        expected = [f"b{i}" for i in range(200)]
+        got = [sender.recv(timeout=5) for _ in range(202)]
+        assert got == expected[:101] + ["direct"] + expected[101:] + ["last"]
+        for peer in others:
+            assert [peer.recv(timeout=5) for _ in range(202)] == expected + ["not to sender", "last"]
+        for peer in [sender, *others]:
+            peer.close()

@@ -38,7 +38,7 @@ import time
 from collections import deque
 from typing import Callable, Optional
 
-__all__ = ["Loop", "FdStream", "TimerHandle", "raise_fd_limit", "tune_malloc"]
+__all__ = ["Loop", "FdStream", "TimerHandle", "raise_fd_limit", "tune_malloc", "write_each"]
 
 log = logging.getLogger("wsframe.loop")
 
@@ -50,6 +50,30 @@ READ_EVENTS = EPOLLIN | EPOLLERR | EPOLLHUP
 
 RECEIVE_BUFFER = 256 * 1024   # one per loop: large reads, few syscalls
 MAX_IOVECS = 64               # writev beyond this joins first (IOV_MAX is 1024)
+CORK_LIMIT = 64 * 1024        # write a turn's output once it reaches this: bounded memory, few syscalls
+
+
+def _write_each(fds: list, data) -> list:
+    """``write(fd, data)`` for every fd in order; return ``[(index, result)]`` for the
+    fds not written in full: ``result`` is the bytes written, or ``-errno``."""
+    misses = []
+    size = len(data)
+    for i, fd in enumerate(fds):
+        try:
+            sent = os.write(fd, data)
+        except OSError as exc:
+            sent = -(exc.errno or errno.EIO)
+        if sent != size:
+            misses.append((i, sent))
+    return misses
+
+
+write_each = _write_each
+if os.environ.get("WSFRAME_NO_EXTENSIONS", "") in ("", "0"):
+    try:  # the compiled twin (_speedups/fanout.pyx): no Python per member
+        from ._compiled.fanout import write_each
+    except ImportError:
+        pass
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -156,6 +180,7 @@ class Loop:
         self._tick_callbacks: list[Callable[[], None]] = []
         self.tick_interval = tick
         self.tick = 0                                  # whole ticks since start
+        self.turn = 0                                  # run_once() calls so far
         self.now = time.monotonic()
         self._next_tick = self.now + tick
         self._running = False
@@ -268,6 +293,7 @@ class Loop:
             if self._ready or self._thread_calls:
                 timeout = 0
         events = self._poller.poll(max(timeout, 0), 4096)
+        self.turn += 1
         self.now = now = time.monotonic()
         streams = self.streams
         for fd, mask in events:
@@ -356,7 +382,7 @@ class FdStream:
     __slots__ = ()
 
     #: True when bytes may go to the fd as they are (no subclass transforms or watches
-    #: ``_write``: TLS and the tracer do), which lets :meth:`_write_now` skip the cork.
+    #: ``_write``: TLS and the tracer do), which lets a broadcast write them directly.
     _direct_writes = True
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -364,22 +390,29 @@ class FdStream:
         cls._direct_writes = cls._write is FdStream._write
 
     def _on_readable(self) -> None:
-        loop = self.loop
-        try:
-            n = os.readv(self.fd, loop.rbufs)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            n = 0  # ECONNRESET and friends: the peer is gone
-        if n:
+        n = self._read()
+        if n > 0:
+            loop = self.loop
             self._seen = loop.tick
             self.receive_data(loop.rview[:n])
             if self.close_tcp:
                 self._finish()
-        else:
-            self._io |= IO_EOF
-            self.receive_eof()
-            self._finish()
+        elif n == 0:
+            self._eof()
+
+    def _read(self) -> int:
+        """Read into the loop's shared buffer: the byte count, 0 at EOF, -1 if nothing yet."""
+        try:
+            return os.readv(self.fd, self.loop.rbufs)
+        except (BlockingIOError, InterruptedError):
+            return -1
+        except OSError:
+            return 0  # ECONNRESET and friends: the peer is gone
+
+    def _eof(self) -> None:
+        self._io |= IO_EOF
+        self.receive_eof()
+        self._finish()
 
     def _write(self, data: bytes) -> None:
         """Protocol hook: cork ``data`` until the end of the loop's turn."""
@@ -392,32 +425,19 @@ class FdStream:
         else:
             out.append(data)
             self._out_size += len(data)
+            if self._out_size > CORK_LIMIT and self.fd not in self.loop._writing:
+                self._flush()  # a burst in one turn (a flooded room): write it as it grows
 
-    def _write_now(self, data: bytes) -> None:
-        """Write at once, uncorked (a broadcast: the first member should not wait for
-        the last); only what the kernel does not take is queued."""
-        if self._out is not None or not self._direct_writes:
-            return self._write(data)
-        try:
-            sent = os.write(self.fd, data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            return self._broken()
-        if sent < len(data):
-            self._out = [memoryview(data)[sent:]]
-            self._out_size = len(data) - sent
-            self.loop.want_write(self.fd, True)
-        else:  # cork what follows in this turn (a burst of broadcasts: one write each)
-            self._out = []
-            self.loop._dirty.append(self)
+    def _queue_rest(self, data: bytes, sent: int) -> None:
+        """``data`` went out directly and the kernel took only ``sent`` bytes: queue the rest."""
+        self._out = [memoryview(data)[sent:]]
+        self._out_size = len(data) - sent
+        self.loop.want_write(self.fd, True)
 
     def _flush(self) -> None:
         """Write what is corked; queue what the kernel does not take."""
         out = self._out
         if not out or self.fd < 0:
-            if out is not None and not out:
-                self._out = None  # the cork of a turn whose first write went out at once
             return
         try:
             if len(out) == 1:

@@ -208,6 +208,8 @@ class ServerConn(FdStream, Protocol):
         """Send one message (``str``: text, bytes-like: binary); see :mod:`~wsframe.backpressure`."""
         if self.state is not OPEN:
             raise InvalidState(self.state, "send a message")
+        if self._rooms is not None:
+            self._catch_up_rooms()
         if data.__class__ is str:
             payload, opcode = data.encode(), OP_TEXT
         else:
@@ -223,15 +225,25 @@ class ServerConn(FdStream, Protocol):
         return SendStatus.OK
 
     def send_frame(self, frame: bytes, policy: Optional[str] = None) -> SendStatus:
-        """Send an already encoded frame (a broadcast) at once, applying the backpressure
-        policy to what the kernel does not take."""
+        """Queue an already encoded frame (a broadcast), applying the backpressure policy."""
         if self.state is not OPEN:
             return SendStatus.CLOSED
         queued = self._out_size
         if queued and queued + len(frame) > self.server._max_queue:
             return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
-        self._write_now(frame)
+        self._write(frame)
         return SendStatus.OK
+
+    def _catch_up_rooms(self) -> None:
+        """A room batch pending this turn goes out before a direct send (order)."""
+        rooms = self._rooms
+        if rooms.__class__ is Room:
+            if rooms._batch:
+                rooms._catch_up(self)
+        else:
+            for room in rooms:
+                if room._batch:
+                    room._catch_up(self)
 
     def _over_limit(self, policy: str, queued: int) -> SendStatus:
         stats = self.server.stats

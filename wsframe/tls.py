@@ -8,7 +8,6 @@ Only connections that use TLS pay for it (a subclass with one more slot).
 """
 from __future__ import annotations
 
-import os
 import ssl
 
 from .loop import IO_EOF, FdStream
@@ -62,18 +61,11 @@ class TlsStream:
     __slots__ = ()
 
     def _on_readable(self) -> None:
+        n = self._read()
+        if n <= 0:
+            return self._eof() if n == 0 else None
         loop = self.loop
-        try:
-            n = os.readv(self.fd, loop.rbufs)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            n = 0
         tls = self._tls
-        if not n:
-            self._io |= IO_EOF
-            self.receive_eof()
-            return self._finish()
         self._seen = loop.tick
         tls.incoming.write(loop.rview[:n])
         try:

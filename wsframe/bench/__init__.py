@@ -302,29 +302,39 @@ def broadcast(args, target: Target) -> dict:
                             mode="publish", connections=1, size=args.size, rate=args.rate,
                             duration=args.duration, warmup=0.0,
                             source_addresses=tuple(sources[-1]))], cpus=_cpus(args)).start()
-    published_from = time.monotonic()
-    received_at_start = fleet.totals()["received"]
+    published_from = last_change = time.monotonic()
+    received_at_start = last = fleet.totals()["received"]
     while publisher.running() and time.monotonic() - published_from < args.duration + 30:
-        time.sleep(0.25)
-        got = fleet.totals()["received"] - received_at_start
+        time.sleep(0.1)
+        now_received = fleet.totals()["received"]
+        if now_received != last:
+            last, last_change = now_received, time.monotonic()
+        got = now_received - received_at_start
         progress.update(f"members {members:,}  delivered {got:,} "
                         f"({got / max(time.monotonic() - published_from, 1e-9):,.0f}/s)")
     sent = merge_results(publisher.results())
-    time.sleep(1.0)  # let the last deliveries arrive
+    # Deliveries go on after the publisher stops (queues drain): count until they stop,
+    # and measure the rate over that whole span, not just the publishing window.
+    while time.monotonic() - last_change < 1.0 and time.monotonic() - published_from < 120:
+        time.sleep(0.1)
+        now_received = fleet.totals()["received"]
+        if now_received != last:
+            last, last_change = now_received, time.monotonic()
     fleet.stop()
     merged = merge_results(fleet.results())
     progress.done()
     wall = time.monotonic() - start
-    window = sent["elapsed"] or args.duration
+    window = max(last_change - published_from, sent["elapsed"] or args.duration)
     expected = sent["messages_sent"] * members
     rows = [
         ("room", f"{members:,} members (asked {args.members:,}) at {target.path}"),
-        ("offered", f"{sent['messages_sent']:,} messages of {args.size} B in {window:.1f} s "
-                    f"({sent['messages_sent'] / max(window, 1e-9):,.0f}/s; "
+        ("offered", f"{sent['messages_sent']:,} messages of {args.size} B in "
+                    f"{sent['elapsed']:.1f} s ({sent['messages_sent'] / max(sent['elapsed'], 1e-9):,.0f}/s; "
                     f"{'as fast as possible' if not args.rate else f'asked {args.rate:g}/s'})"),
         ("delivered", f"{merged['messages_received']:,} of {expected:,} "
                       f"({100 * merged['messages_received'] / max(expected, 1):.1f}%)"),
-        ("deliveries per second", f"{merged['messages_received'] / max(window, 1e-9):,.0f}"),
+        ("deliveries per second", f"{merged['messages_received'] / max(window, 1e-9):,.0f} "
+                                  f"(over {window:.1f} s, until the last delivery)"),
         ("delivery latency", _fmt_latency(merged["latency_us"])),
         ("server CPU", _server_cpu_line(target, before, wall)),
         ("load side", _load_line(merged, wall)),
