@@ -41,4 +41,5 @@ def test_imports_point_down(module):
 
 
 def test_the_loop_never_parses():
-    assert not wsframe_imports("loop")
+    # only the compiled fan-out writer (bytes to fds), nothing of the codec or protocol
+    assert wsframe_imports("loop") <= {"_compiled"}

@@ -315,3 +315,48 @@ def test_broadcast_bursts_are_batched_and_order_is_kept():
             assert [peer.recv(timeout=5) for _ in range(202)] == expected + ["not to sender", "last"]
         for peer in [sender, *others]:
             peer.close()
+
+
+def test_batched_broadcast_mixing_sizes_and_compression():
+    """A batch of short and long messages to members with and without deflate."""
+    class Mixed(Endpoint):
+        def on_open(self, conn, request, params):
+            conn.join("mixed")
+
+        def on_message(self, conn, message):
+            room = conn.server.rooms.get("mixed")
+            for text in ("short", "tiny", "long " * 100, "x", "long again " * 50):
+                room.broadcast(text)
+
+    with running_server(lambda s: s.route("/", Mixed())) as (server, port):
+        deflating = connect(f"ws://127.0.0.1:{port}/")
+        plain = connect(f"ws://127.0.0.1:{port}/", compression=None)
+        assert wait_for(lambda: len(server.rooms.get("mixed")) == 2)
+        plain.send("go")
+        expected = ["short", "tiny", "long " * 100, "x", "long again " * 50]
+        for peer in (deflating, plain):
+            assert [peer.recv(timeout=5) for _ in expected] == expected
+            peer.close()
+
+
+def test_handler_bugs_cost_one_connection_not_the_server():
+    class Buggy(Endpoint):
+        def on_upgrade(self, request, params):
+            if "crash-upgrade" in request.query:
+                raise KeyError("bug")
+
+        def on_message(self, conn, message):
+            raise RuntimeError("bug")
+
+    with running_server(lambda s: s.route("/", Buggy())) as (server, port):
+        with pytest.raises(InvalidStatus) as info:
+            ws_connect(f"ws://127.0.0.1:{port}/?crash-upgrade")
+        assert info.value.response.status_code == 500
+        with ws_connect(f"ws://127.0.0.1:{port}/") as ws:
+            ws.send("boom")
+            with pytest.raises(WsClosed) as closed:
+                ws.recv(timeout=5)
+            assert closed.value.rcvd.code == 1011
+        assert server.stats.handler_errors == 2
+        with ws_connect(f"ws://127.0.0.1:{port}/"):  # still serving
+            pass

@@ -27,10 +27,10 @@ class RoomBroadcast(Endpoint):
     """Join the room named in the path; broadcast every message to it."""
 
     def on_open(self, conn, request, params):
-        conn.join(params["name"])
+        conn.data = conn.join(params["name"])  # the room, kept for on_message
 
     def on_message(self, conn, message):
-        conn._rooms.broadcast(message)
+        conn.data.broadcast(message)
 
 
 def install_builtin_app(server: Server) -> None:

@@ -178,8 +178,10 @@ class ClientConnection(Connection):
     """The client side, from the first byte of the request.
 
     The request is ready in ``data_to_send()`` at once. The response gives an
-    :class:`~wsframe.events.Accepted` event; a refused or invalid handshake
-    raises :class:`~wsframe.errors.InvalidResponse` from ``receive_data``.
+    :class:`~wsframe.events.Accepted` event; a refused or invalid response
+    raises :class:`~wsframe.errors.InvalidResponse` from ``receive_data``, and
+    an oversized head or an EOF before the response raises its base class,
+    :class:`~wsframe.errors.InvalidHandshake`.
     """
 
     __slots__ = ("_reader", "_key", "_subprotocols", "_settings", "subprotocol", "response")

@@ -298,15 +298,20 @@ class Loop:
         streams = self.streams
         for fd, mask in events:
             stream = streams.get(fd)
-            if stream is None:
-                handler = self._handlers.get(fd)
-                if handler is not None:
-                    handler(fd)
-                continue
-            if mask & EPOLLOUT:
-                stream._on_writable()
-            if mask & READ_EVENTS and stream.fd in streams:
-                stream._on_readable()
+            try:
+                if stream is None:
+                    handler = self._handlers.get(fd)
+                    if handler is not None:
+                        handler(fd)
+                    continue
+                if mask & EPOLLOUT:
+                    stream._on_writable()
+                if mask & READ_EVENTS and stream.fd in streams:
+                    stream._on_readable()
+            except Exception:  # a bug must cost one connection, not the server
+                log.exception("unexpected error handling fd %d; closing it", fd)
+                if stream is not None:
+                    stream._abort()
         self.flush()
         if now >= self._next_tick:
             self._run_tick(now)

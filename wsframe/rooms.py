@@ -157,9 +157,9 @@ class Room:
                     result.count(conn.send_frame(
                         b"".join(m.frame_for(conn) for m in batch[given:]), policy))
                 continue
-            groups.setdefault(batch[0].variant(conn), []).append(conn)
-        for variant, conns in groups.items():
-            if variant.__class__ is not tuple and variant is not None:  # its own compressor
+            groups.setdefault(_Message.group(conn), []).append(conn)
+        for group, conns in groups.items():
+            if group is _OWN_COMPRESSOR:  # each has its own compressor: its own bytes
                 for conn in conns:
                     result.count(conn.send_frame(b"".join(m.frame_for(conn) for m in batch), policy))
                 continue
@@ -182,6 +182,9 @@ class Room:
         return f"<Room {self.name!r} members={len(self.members)}>"
 
 
+_OWN_COMPRESSOR = object()  # the group of members whose compressor keeps context
+
+
 class _Message:
     """One broadcast message and its frames, built once per variant."""
 
@@ -193,6 +196,15 @@ class _Message:
         self.compress = compress
         self._plain: Optional[bytes] = None
         self._compressed: dict = {}
+
+    @staticmethod
+    def group(conn: "ServerConn"):
+        """Members of one group get the same frames for every message: no compression,
+        or the same (interned) agreement without server context takeover."""
+        agreement = conn.deflate
+        if agreement is None:
+            return None
+        return agreement if agreement.server_no_context_takeover else _OWN_COMPRESSOR
 
     def variant(self, conn: "ServerConn"):
         """None: the plain frame; a tuple: a shared compressed frame; the conn: its own."""
@@ -246,7 +258,8 @@ class Rooms:
         return room
 
     def find(self, name: str) -> Optional[Room]:
-        """The room if it has members, else ``None`` (creates nothing)."""
+        """The room if it exists, else ``None`` (creates nothing; rooms are dropped
+        when their last member leaves)."""
         return self._rooms.get(name)
 
     def _forget(self, room: Room) -> None:

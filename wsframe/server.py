@@ -17,7 +17,8 @@ only its protocol state, its fd and a ``data`` slot for the application::
             conn.join(params["order_id"])
 
         def on_message(self, conn, message):
-            conn.room(...).broadcast(message)
+            for room in conn.rooms:
+                room.broadcast(message)
 
     server.listen("127.0.0.1", 8765)
     server.serve_forever()
@@ -140,6 +141,11 @@ class Endpoint:
     def on_drain(self, conn: "ServerConn") -> None:
         """The queue of a connection that refused a "wait" send is empty again."""
 
+    def on_fragment(self, conn: "ServerConn", data: bytes, is_text: bool, first: bool,
+                    last: bool) -> None:
+        """A piece of a message, when the server's ``Limits.stream_messages`` is set
+        (instead of :meth:`on_message`). Text pieces are UTF-8 valid so far."""
+
 
 class ServerConn(FdStream, Protocol):
     """One server-side connection: protocol state, an fd, and ``data`` for the application."""
@@ -177,9 +183,10 @@ class ServerConn(FdStream, Protocol):
             self._handler_failed("on_message")
 
     def _on_fragment(self, data: bytes, is_text: bool, first: bool, last: bool) -> None:
-        on_fragment = getattr(self.endpoint, "on_fragment", None)
-        if on_fragment is not None:
-            on_fragment(self, data, is_text, first, last)
+        try:
+            self.endpoint.on_fragment(self, data, is_text, first, last)
+        except Exception:
+            self._handler_failed("on_fragment")
 
     def _on_pong(self, data: bytes) -> None:
         if self.state is OPEN:
@@ -318,7 +325,10 @@ class ServerConn(FdStream, Protocol):
 
     def _on_drain(self) -> None:
         if self.state is OPEN and self.endpoint is not None:
-            self.endpoint.on_drain(self)
+            try:
+                self.endpoint.on_drain(self)
+            except Exception:
+                self._handler_failed("on_drain")
 
     def _transport_closed(self) -> None:
         self._head = None
@@ -471,7 +481,7 @@ class Server:
 
     @property
     def connections(self) -> set:
-        """The open connections (a copy)."""
+        """The connections with an open fd: in the handshake, open or closing (a copy)."""
         return set(self._conns)
 
     # ---- running ------------------------------------------------------------------
@@ -546,6 +556,10 @@ class Server:
             return self._refuse(conn, 431, str(exc))
         except InvalidRequest as exc:
             return self._refuse(conn, exc.status, exc.reason, exc.headers)
+        except Exception:  # a bug in an upgrade hook: answer 500, keep serving
+            log.exception("upgrade hook failed for %s", conn)
+            self.stats.handler_errors += 1
+            return self._refuse(conn, 500, "internal error")
         extensions = None
         if self.settings.compression is not None:
             negotiated = server_negotiate(offer.extensions, self.settings.compression)

@@ -794,8 +794,8 @@ def trace_server(server, out: Optional[TextIO] = None) -> None:
     Sets ``server.conn_class`` to a traced subclass of the current one.
     ``out`` defaults to ``sys.stdout`` (looked up at each write). Lines are
     prefixed ``[conn N <-]`` (received) or ``[conn N ->]`` (sent) and flushed
-    as they are written. Connections accepted over TLS are not traced: the
-    server builds those from its TLS class, not ``conn_class``.
+    as they are written. Over TLS only the received side is traced (the TLS
+    layer encrypts outgoing frames before the tracer would see them).
     """
     server.conn_class = _traced_class(server.conn_class, out, is_client=False)
 
@@ -803,6 +803,6 @@ def trace_server(server, out: Optional[TextIO] = None) -> None:
 def trace_client(client, out: Optional[TextIO] = None) -> None:
     """The same for a :class:`~wsframe.reconnecting.Client` (each reconnection gets a new id).
 
-    Sets ``client.conn_class``; ``wss://`` connections are not traced.
+    Sets ``client.conn_class``; over ``wss://`` only the received side is traced.
     """
     client.conn_class = _traced_class(client.conn_class, out, is_client=True)

@@ -23,7 +23,7 @@ from .target import Target, parse_target, start_own_server
 
 __all__ = ["add_bench_parser", "bench_main"]
 
-PER_PROCESS = 15000  # connections per worker: under the 20,000 fd limit with room to spare
+PER_PROCESS = 15000  # connections per worker; each worker raises its fd limit to the hard one
 
 
 def add_bench_parser(commands) -> None:
@@ -209,7 +209,7 @@ def capacity(args, target: Target) -> dict:
         ]
     rows += [
         ("kernel TCP memory", f"{(sock_peak.get('mem_bytes', 0) - sock_before.get('mem_bytes', 0)) / 2**20:,.1f} MiB "
-                              "(not in the RSS)"),
+                              "(machine-wide, load side included; not in any RSS)"),
         ("load side", _load_line(merged, wall)),
     ]
     print_table(f"capacity: {target.label or target.url}", rows)

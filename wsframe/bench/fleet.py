@@ -30,6 +30,8 @@ def engine_available() -> bool:
 
 def _worker(spec: dict, counters, stop_fd: int, cpu: Optional[int], queue) -> None:
     from .._compiled.loadgen import run_load
+    from ..loop import raise_fd_limit
+    raise_fd_limit()  # each worker holds up to PER_PROCESS sockets
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
     try:

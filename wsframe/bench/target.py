@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 __all__ = ["Target", "start_own_server", "parse_target", "LOOPBACK_HOSTS"]
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # the engine speaks IPv4 only
 
 
 @dataclass
