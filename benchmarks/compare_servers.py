@@ -5,8 +5,11 @@
 Every server runs the same built-in app (echo on any path, broadcast on
 /room/<name>; see benchmarks/peers/) with compression and heartbeats off,
 pinned to CPU 0; the load (the C engine in ``wsframe bench``) is pinned to
-CPU 1. Results go to benchmarks/results/servers.json and, as Markdown
-tables, to benchmarks/results/servers.md.
+CPU 1. Echo scenarios and the broadcast latency run ``--repeats`` rounds
+with the servers in rotated order, and keep each server's median run (loopback
+numbers on a small VM vary by 20% from run to run). Results go to
+benchmarks/results/servers.json and, as Markdown tables, to
+benchmarks/results/servers.md.
 """
 from __future__ import annotations
 
@@ -77,33 +80,59 @@ def bench(mode: str, url: str, pid: int, *args: str) -> dict:
             return json.load(f)
 
 
-def echo_suite(quick: bool) -> list[dict]:
+def median_of(runs: list[dict], key: str) -> dict:
+    """The run with the median ``key`` (so its latency numbers come from the same run)."""
+    good = sorted((r for r in runs if key in r), key=lambda r: r[key])
+    if not good:
+        return runs[0]
+    chosen = dict(good[len(good) // 2])
+    chosen["runs"] = [round(r[key]) for r in good]
+    return chosen
+
+
+def echo_suite(quick: bool, repeats: int) -> list[dict]:
+    """Each scenario: every server in turn, ``repeats`` rounds (rotated), the median kept."""
     rows = []
     scenarios = [(32, 1), (32, 16), (4096, 1), (4096, 16), (65536, 1), (65536, 16)]
-    for name, command in SERVERS.items():
-        with Running(command) as server:
-            for size, inflight in scenarios:
-                report = bench("echo", f"ws://127.0.0.1:{server.port}/", server.proc.pid,
-                               "--connections", "100", "--inflight", str(inflight),
-                               "--size", str(size), "--duration", "3" if quick else "5",
-                               "--warmup", "1")
-                rows.append({"server": name, "size": size, "inflight": inflight, **slim(report)})
-                print(f"echo {name} {size}B x{inflight}: {rows[-1].get('rate', 0):,.0f}/s",
-                      file=sys.stderr, flush=True)
+    names = list(SERVERS)
+    for size, inflight in scenarios:
+        runs: dict[str, list] = {name: [] for name in names}
+        for rep in range(repeats):
+            for name in names[rep % len(names):] + names[:rep % len(names)]:
+                with Running(SERVERS[name]) as server:
+                    report = bench("echo", f"ws://127.0.0.1:{server.port}/", server.proc.pid,
+                                   "--connections", "100", "--inflight", str(inflight),
+                                   "--size", str(size), "--duration", "3" if quick else "5",
+                                   "--warmup", "1")
+                runs[name].append(slim(report))
+        for name in names:
+            row = {"server": name, "size": size, "inflight": inflight,
+                   **median_of(runs[name], "rate")}
+            rows.append(row)
+            print(f"echo {name} {size}B x{inflight}: {row.get('rate', 0):,.0f}/s "
+                  f"(runs {row.get('runs')})", file=sys.stderr, flush=True)
     return rows
 
 
-def broadcast_suite(quick: bool, members: int) -> list[dict]:
+def broadcast_suite(quick: bool, members: int, repeats: int) -> list[dict]:
     rows = []
-    for name, command in SERVERS.items():
-        for rate in (0, 5):
-            with Running(command) as server:
-                report = bench("broadcast", f"ws://127.0.0.1:{server.port}/room/bench",
-                               server.proc.pid, "--members", str(members), "--rate", str(rate),
-                               "--size", "64", "--duration", "3" if quick else "5")
-                rows.append({"server": name, "members": members, "rate": rate, **slim(report)})
-                print(f"broadcast {name} rate={rate}: {rows[-1].get('deliveries_per_second', 0):,.0f}/s",
-                      file=sys.stderr, flush=True)
+    names = list(SERVERS)
+    for rate in (1000, 5):
+        runs: dict[str, list] = {name: [] for name in names}
+        for rep in range(repeats if rate == 5 else 1):
+            for name in names[rep % len(names):] + names[:rep % len(names)]:
+                with Running(SERVERS[name]) as server:
+                    report = bench("broadcast", f"ws://127.0.0.1:{server.port}/room/bench",
+                                   server.proc.pid, "--members", str(members), "--rate",
+                                   str(rate), "--size", "64", "--duration", "3" if quick else "5")
+                runs[name].append({"p50": (report.get("latency_us") or {}).get("p50", 0),
+                                   **slim(report)})
+        for name in names:
+            row = {"server": name, "members": members, "rate": rate,
+                   **median_of(runs[name], "p50" if rate == 5 else "deliveries_per_second")}
+            rows.append(row)
+            print(f"broadcast {name} rate={rate}: {row.get('deliveries_per_second', 0):,.0f}/s "
+                  f"p50 {row.get('p50', 0) / 1000:.1f} ms", file=sys.stderr, flush=True)
     return rows
 
 
@@ -172,7 +201,7 @@ def markdown(results: dict) -> str:
                 lines.append(f"| {r['server']} | - | error | - | - |")
                 continue
             lat = r["latency_us"] or {}
-            offered = "as fast as possible" if r["rate"] == 0 else f"{r['rate']}/s"
+            offered = "as fast as possible" if r["rate"] == 0 else f"{r['rate']:,}/s"
             share = r["delivered"] / max(r["offered"] * r["members_open"], 1)
             lines.append(f"| {r['server']} | {offered} to {r['members_open']:,} members | "
                          f"{r['deliveries_per_second']:,.0f} | {100 * share:.1f}% | "
@@ -196,14 +225,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer connections")
     parser.add_argument("--only", default="echo,broadcast,capacity")
     parser.add_argument("--members", type=int, default=10000)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds per scenario (servers rotated); the median is kept")
     args = parser.parse_args()
     suites = args.only.split(",")
     results = {"machine": os.uname().nodename, "cpus": os.cpu_count(),
                "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     if "echo" in suites:
-        results["echo"] = echo_suite(args.quick)
+        results["echo"] = echo_suite(args.quick, args.repeats)
     if "broadcast" in suites:
-        results["broadcast"] = broadcast_suite(args.quick, args.members)
+        results["broadcast"] = broadcast_suite(args.quick, args.members, args.repeats)
     if "capacity" in suites:
         results["capacity"] = capacity_suite(args.quick)
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)

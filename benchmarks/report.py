@@ -1,6 +1,7 @@
 """Turn pytest-benchmark JSON into the Markdown tables of RESULTS.md.
 
     python benchmarks/report.py benchmarks/results/codec.json [more.json ...]
+    python benchmarks/report.py --slim benchmarks/results/codec.json   # drop raw timings
 
 One table per benchmark group: each implementation's median time, its
 throughput (messages, frames or bytes per second, from ``extra_info``), and
@@ -78,5 +79,19 @@ def main(paths: list[str]) -> int:
     return 0
 
 
+def slim(paths: list[str]) -> int:
+    """Rewrite pytest-benchmark JSON without the raw timings (hundreds of MB otherwise)."""
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for bench in data["benchmarks"]:
+            bench["stats"].pop("data", None)
+        with open(path, "w") as f:
+            json.dump(data, f, indent=1)
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--slim"]:
+        sys.exit(slim(sys.argv[2:]))
     sys.exit(main(sys.argv[1:]))

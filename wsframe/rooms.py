@@ -62,7 +62,8 @@ class BroadcastResult:
 class Room:
     """A named set of connections."""
 
-    __slots__ = ("name", "members", "_rooms", "_turn", "_batch", "_caught_up", "_policy")
+    __slots__ = ("name", "members", "_rooms", "_turn", "_batch", "_caught_up", "_policy",
+                 "_groups")
 
     def __init__(self, name: str, rooms: Optional["Rooms"] = None) -> None:
         self.name = name
@@ -72,12 +73,14 @@ class Room:
         self._batch = None       # later broadcasts of that turn, written at its end
         self._caught_up = None   # member -> how much of the batch it got early (direct sends)
         self._policy = "drop"
+        self._groups = None      # members by frame group, for broadcasts (see _grouped)
 
     def join(self, conn: "ServerConn") -> None:
         """Add ``conn`` (it leaves again by itself when it closes)."""
         if conn in self.members:
             return
         self.members.add(conn)
+        self._groups = None
         conn._add_room(self)
 
     def leave(self, conn: "ServerConn") -> None:
@@ -86,6 +89,7 @@ class Room:
 
     def _discard(self, conn: "ServerConn") -> None:
         self.members.discard(conn)
+        self._groups = None
         if not self.members and self._rooms is not None:
             self._rooms._forget(self)
 
@@ -127,18 +131,35 @@ class Room:
             return result
         self._flush()  # a batch of this turn goes first (a broadcast that excludes someone)
         self._turn = loop.turn
-        direct: dict[int, tuple[bytes, list]] = {}
-        for conn in list(self.members):
-            if conn is exclude:
+        for group, conns in self._grouped().items():
+            if group is _OWN_COMPRESSOR:  # each has its own compressor: its own bytes
+                for conn in conns:
+                    if conn is not exclude:
+                        result.count(conn.send_frame(message.frame_for(conn), policy or "drop"))
                 continue
-            frame = message.frame_for(conn)
-            if conn._out is None and conn._direct_writes and conn.state is State.OPEN:
-                direct.setdefault(id(frame), (frame, []))[1].append(conn)
-            else:
+            frame = message.frame_for(conns[0])
+            direct, queued = [], []
+            for conn in conns:
+                if conn._out is None and conn._direct_writes:
+                    direct.append(conn)
+                else:
+                    queued.append(conn)
+            if exclude is not None:
+                direct = [c for c in direct if c is not exclude]
+                queued = [c for c in queued if c is not exclude]
+            _write_directly(frame, [c for c in direct if c.state is State.OPEN], result)
+            for conn in queued:
                 result.count(conn.send_frame(frame, policy or "drop"))
-        for frame, conns in direct.values():
-            _write_directly(frame, conns, result)
         return result
+
+    def _grouped(self) -> dict:
+        """Members by frame group (see _Message.group), kept until membership changes."""
+        groups = self._groups
+        if groups is None:
+            groups = self._groups = {}
+            for conn in self.members:
+                groups.setdefault(_Message.group(conn), []).append(conn)
+        return groups
 
     def _flush(self) -> None:
         """Write this turn's batch: the frames joined, one write per member."""
@@ -146,19 +167,15 @@ class Room:
         self._batch = self._caught_up = None
         if not batch:
             return
-        groups: dict = {}
         result = BroadcastResult()
-        for conn in self.members:
-            if conn.state is not State.OPEN:
+        for conn, given in caught_up.items():  # had the start of the batch early: the rest
+            if given < len(batch) and conn.state is State.OPEN and conn in self.members:
+                result.count(conn.send_frame(
+                    b"".join(m.frame_for(conn) for m in batch[given:]), policy))
+        for group, conns in self._grouped().items():
+            conns = [c for c in conns if c.state is State.OPEN and c not in caught_up]
+            if not conns:
                 continue
-            given = caught_up.get(conn)
-            if given is not None:  # had the start of the batch early: send it the rest
-                if given < len(batch):
-                    result.count(conn.send_frame(
-                        b"".join(m.frame_for(conn) for m in batch[given:]), policy))
-                continue
-            groups.setdefault(_Message.group(conn), []).append(conn)
-        for group, conns in groups.items():
             if group is _OWN_COMPRESSOR:  # each has its own compressor: its own bytes
                 for conn in conns:
                     result.count(conn.send_frame(b"".join(m.frame_for(conn) for m in batch), policy))

@@ -199,9 +199,14 @@ def capacity(args, target: Target) -> dict:
         ("failures", ", ".join(f"{k} {v:,}" for k, v in sorted(merged["failed"].items()))
          or "none"),
     ]
+    held = [s for s in samples if s.connections >= 0.99 * ceiling and ceiling]
     if target.pid:
         rows += [
             ("server RSS", f"{baseline.rss / 2**20:,.1f} MiB -> {peak.rss / 2**20:,.1f} MiB"),
+            ("RSS while held", f"{held[0].rss / 2**20:,.1f} MiB at {held[0].t:.0f} s -> "
+                               f"{held[-1].rss / 2**20:,.1f} MiB at {held[-1].t:.0f} s "
+                               f"({(held[-1].rss - held[0].rss) / 2**20:+,.1f} MiB)"
+             if held else "n/a"),
             ("RSS per connection", f"{per_connection:,.0f} B ({per_connection / 1024:.2f} KiB)"
              if per_connection else "n/a"),
             ("server fds", f"{baseline.fds:,} -> {peak.fds:,}"),
@@ -216,6 +221,8 @@ def capacity(args, target: Target) -> dict:
     return {"mode": "capacity", "url": target.url, "connections_target": args.connections,
             "ceiling": ceiling, "stop_reason": reason, "rss_per_connection": per_connection,
             "baseline": baseline.as_dict(), "peak": peak.as_dict(),
+            "held_first": held[0].as_dict() if held else None,
+            "held_last": held[-1].as_dict() if held else None,
             "samples": [s.as_dict() for s in samples], "result": merged,
             "sockstat_before": sock_before, "sockstat_peak": sock_peak,
             "ok": not server_died and merged["connected"] > 0}
