@@ -395,14 +395,19 @@ class FdStream:
         cls._direct_writes = cls._write is FdStream._write
 
     def _on_readable(self) -> None:
-        n = self._read()
-        if n > 0:
-            loop = self.loop
+        loop = self.loop
+        try:  # _read(), inlined: this runs once per received segment
+            n = os.readv(self.fd, loop.rbufs)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            n = 0
+        if n:
             self._seen = loop.tick
             self.receive_data(loop.rview[:n])
             if self.close_tcp:
                 self._finish()
-        elif n == 0:
+        else:
             self._eof()
 
     def _read(self) -> int:

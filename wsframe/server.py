@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 from .backpressure import Backpressure, SendStatus
 from .codec import server_frame
-from .frames import OP_BINARY, OP_TEXT
+from .frames import OP_BINARY, OP_TEXT, server_frame_header
 from .errors import InvalidRequest, InvalidState, PeerTimeout, PolicyViolation
 from .handshake import (
     accept_response, check_upgrade_request, is_upgrade_request, read_request, reject_response,
@@ -53,6 +53,9 @@ __all__ = ["Server", "ServerConn", "Endpoint", "Heartbeat", "ServerSettings", "H
            "ServerStats"]
 
 log = logging.getLogger("wsframe.server")
+
+#: Messages at least this long are written as header + payload (no copy into a frame).
+SPLIT_FRAMES_FROM = 16 * 1024
 
 
 
@@ -221,7 +224,9 @@ class ServerConn(FdStream, Protocol):
             payload, opcode = data.encode(), OP_TEXT
         else:
             payload, opcode = data, (OP_TEXT if text else OP_BINARY)
-        if self.deflate is None:
+        if self.deflate is None or compress is False:
+            if len(payload) >= SPLIT_FRAMES_FROM:  # header and payload leave in one writev
+                return self._send_split(opcode, payload, policy)
             frame = server_frame(opcode, payload)
         else:
             frame = self.encode(payload, opcode, compress)
@@ -229,6 +234,17 @@ class ServerConn(FdStream, Protocol):
         if queued and queued + len(frame) > self.server._max_queue:
             return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
         self._write(frame)
+        return SendStatus.OK
+
+    def _send_split(self, opcode: int, payload, policy: Optional[str]) -> SendStatus:
+        """A large uncompressed message: its header, then the payload object itself."""
+        if payload.__class__ is not bytes:
+            payload = bytes(payload)  # our own immutable copy of a caller's buffer
+        queued = self._out_size
+        if queued and queued + len(payload) > self.server._max_queue:
+            return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
+        self._write(server_frame_header(opcode, len(payload)))
+        self._write(payload)
         return SendStatus.OK
 
     def send_frame(self, frame: bytes, policy: Optional[str] = None) -> SendStatus:
