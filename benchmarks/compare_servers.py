@@ -229,8 +229,17 @@ def main() -> int:
                         help="rounds per scenario (servers rotated); the median is kept")
     args = parser.parse_args()
     suites = args.only.split(",")
-    results = {"machine": os.uname().nodename, "cpus": os.cpu_count(),
-               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    path = os.path.join(ROOT, "benchmarks", "results", "servers.json")
+    results = {}
+    if os.path.exists(path):  # suites not run this time keep their last results
+        with open(path) as f:
+            results = json.load(f)
+    results.update({"machine": os.uname().nodename, "cpus": os.cpu_count()})
+    results.setdefault("started", {})
+    if isinstance(results["started"], str):
+        results["started"] = {}
+    for suite in suites:
+        results["started"][suite] = time.strftime("%Y-%m-%d %H:%M:%S")
     if "echo" in suites:
         results["echo"] = echo_suite(args.quick, args.repeats)
     if "broadcast" in suites:
@@ -238,7 +247,7 @@ def main() -> int:
     if "capacity" in suites:
         results["capacity"] = capacity_suite(args.quick)
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "benchmarks", "results", "servers.json"), "w") as f:
+    with open(path, "w") as f:
         json.dump(results, f, indent=2)
     text = markdown(results)
     with open(os.path.join(ROOT, "benchmarks", "results", "servers.md"), "w") as f:

@@ -54,10 +54,18 @@ def main() -> int:
     deflater = codec.Deflater(15)
     sel = selectors.DefaultSelector()
     peers = []
+    failed = 0
     for i in range(args.n):
         sock = socket.socket()
-        sock.bind((args.source, 0))
-        sock.connect(("127.0.0.1", args.port))
+        try:
+            sock.bind((args.source, 0))
+            sock.connect(("127.0.0.1", args.port))
+        except OSError as exc:  # out of ports, refused ...: count it, keep going
+            sock.close()
+            failed += 1
+            if failed == 1:
+                print(f"connect failed: {exc}", file=sys.stderr)
+            continue
         sock.sendall(request(args.path, args.deflate))
         sock.setblocking(False)
         peer = Peer(sock)

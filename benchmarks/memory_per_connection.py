@@ -100,7 +100,7 @@ def settle(pid: int, seconds: float = 3.0) -> int:
     return last
 
 
-def measure(name: str, command: list, deflate: bool, n: int) -> dict:
+def measure(name: str, command: list, deflate: bool, n: int, subnet: int = 1) -> dict:
     port = free_port()
     server = subprocess.Popen(["taskset", "-c", "0", *command, "--port", str(port)],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -114,11 +114,11 @@ def measure(name: str, command: list, deflate: bool, n: int) -> dict:
         for i, start in enumerate(range(0, n, PER_CLIENT_PROCESS)):
             count = min(PER_CLIENT_PROCESS, n - start)
             cmd = ["taskset", "-c", "1", PY, "benchmarks/idle_clients.py", "--port", str(port),
-                   "-n", str(count), "--source", f"127.0.0.{2 + i}", "--hold", "600"]
+                   "-n", str(count), "--source", f"127.0.{subnet}.{2 + i}", "--hold", "600"]
             if deflate:
                 cmd.append("--deflate")
             clients.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True))
-        opened = sum(int(c.stdout.readline().split()[1] or 0) for c in clients)
+        opened = sum(int((c.stdout.readline().split() or ["", "0"])[1]) for c in clients)
         after = settle(server.pid)
         fds = len(os.listdir(f"/proc/{server.pid}/fd"))
         sock_after = sockstat()
@@ -146,10 +146,11 @@ def main() -> int:
     parser.add_argument("--json", default=os.path.join(ROOT, "benchmarks/results/memory.json"))
     args = parser.parse_args()
     results = []
-    for name, (command, deflate) in CONFIGS.items():
+    for index, (name, (command, deflate)) in enumerate(CONFIGS.items()):
         if args.only and args.only not in name:
             continue
-        result = measure(name, command, deflate, args.connections)
+        # fresh source addresses per configuration: no TIME_WAIT left by the previous one
+        result = measure(name, command, deflate, args.connections, subnet=10 + index)
         print(json.dumps(result), file=sys.stderr, flush=True)
         results.append(result)
     print(f"\n| server / setting | connections | RSS per idle connection | server fds |")
