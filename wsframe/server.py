@@ -154,7 +154,7 @@ class ServerConn(FdStream, Protocol):
     """One server-side connection: protocol state, an fd, and ``data`` for the application."""
 
     __slots__ = ("fd", "loop", "server", "endpoint", "data", "_rooms", "_out", "_out_size",
-                 "_seen", "_mark", "_io", "_head")
+                 "_seen", "_mark", "_io", "_head", "_text")
 
     def __init__(self, server: "Server", fd: int) -> None:
         Protocol.__init__(self, False, limits=server.settings.limits, state=CONNECTING)
@@ -170,6 +170,7 @@ class ServerConn(FdStream, Protocol):
         self._mark = self.loop.tick  # tick a timer started: accept, ping, close
         self._io = 0
         self._head: Optional[HeadReader] = HeadReader(server.settings.max_head_size)
+        self._text = None           # (str, its UTF-8 bytes) of the message being handled
 
     # ---- receiving ----------------------------------------------------------------
 
@@ -180,10 +181,17 @@ class ServerConn(FdStream, Protocol):
             self.server._handshake(self, data)
 
     def _on_message(self, data: bytes, is_text: bool) -> None:
+        if is_text:
+            message = data.decode()
+            if data.__class__ is bytes:  # while the handler runs, send(message) reuses data
+                self._text = (message, data)
+        else:
+            message = data
         try:
-            self.endpoint.on_message(self, data.decode() if is_text else data)
+            self.endpoint.on_message(self, message)
         except Exception:
             self._handler_failed("on_message")
+        self._text = None
 
     def _on_fragment(self, data: bytes, is_text: bool, first: bool, last: bool) -> None:
         try:
@@ -221,7 +229,9 @@ class ServerConn(FdStream, Protocol):
         if self._rooms is not None:
             self._catch_up_rooms()
         if data.__class__ is str:
-            payload, opcode = data.encode(), OP_TEXT
+            text = self._text  # relaying the text being handled: its bytes, not an encode
+            payload = text[1] if text is not None and text[0] is data else data.encode()
+            opcode = OP_TEXT
         else:
             payload, opcode = data, (OP_TEXT if text else OP_BINARY)
         if self.deflate is None or compress is False:

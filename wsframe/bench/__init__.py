@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from typing import Optional
 
 from ..cli import size
 from .display import Progress, plot, print_table, write_json
@@ -136,6 +137,10 @@ def _server_cpu_line(target: Target, before: float, wall: float) -> str:
         return "unknown (no --pid)"
     used = cpu_seconds(target.pid) - before
     return f"{used:.1f} s CPU over {wall:.1f} s ({100 * used / max(wall, 1e-9):.0f}% of a core)"
+
+
+def _server_cpu(target: Target, before: float) -> Optional[float]:
+    return cpu_seconds(target.pid) - before if target.pid else None
 
 
 def _fmt_latency(latency: dict) -> str:
@@ -264,6 +269,7 @@ def echo(args, target: Target) -> dict:
     ]
     print_table(f"echo: {target.label or target.url}", rows)
     return {"mode": "echo", "url": target.url, "messages_per_second": rate,
+            "server_cpu_s": _server_cpu(target, before), "wall_s": wall,
             "latency_us": merged["latency_us"], "result": merged,
             "ok": merged["messages_received"] > 0}
 
@@ -348,6 +354,7 @@ def broadcast(args, target: Target) -> dict:
     ]
     print_table(f"broadcast: {target.label or target.url}", rows)
     return {"mode": "broadcast", "url": target.url, "members": members,
+            "server_cpu_s": _server_cpu(target, before), "wall_s": wall,
             "messages_sent": sent["messages_sent"], "window": window,
             "deliveries": merged["messages_received"],
             "deliveries_per_second": merged["messages_received"] / max(window, 1e-9),

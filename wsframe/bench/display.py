@@ -67,6 +67,10 @@ def plot(report: dict, path: str) -> Optional[str]:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     if report["mode"] == "capacity":
         samples = [s for s in report.get("samples", []) if s["rss"]]
+        top = max((s["connections"] for s in samples), default=0)
+        last = max((i for i, s in enumerate(samples) if s["connections"] >= 0.99 * top),
+                   default=len(samples) - 1)
+        samples = samples[:last + 1]  # the ramp and the hold, not the teardown
         ax.plot([s["connections"] for s in samples], [s["rss"] / 2**20 for s in samples],
                 marker=".", linewidth=1)
         ax.set_xlabel("open connections")
