@@ -167,6 +167,9 @@ class Protocol:
 
     # ---- hooks: override in a subclass -------------------------------------
 
+    def _handshake_data(self, data) -> None:
+        """Bytes received before the connection is OPEN (the opening handshake)."""
+
     def _write(self, data: bytes) -> None:
         """Bytes to send to the peer, in order."""
         raise NotImplementedError
@@ -199,7 +202,10 @@ class Protocol:
         state becomes CLOSED); everything received before the bad frame has
         been delivered by then. Data after a Close frame is ignored (§5.5.1).
         """
-        if self.state is not OPEN and self.state is not CLOSING:
+        state = self.state
+        if state is not OPEN and state is not CLOSING:
+            if state is CONNECTING:
+                self._handshake_data(data)
             return
         parser = self._parser
         parser.feed(data)

@@ -106,9 +106,8 @@ class ClientConn(FdStream, Protocol):
                                    subprotocols=owner.subprotocols, extensions=offer,
                                    origin=owner.origin, headers=owner.headers))
 
-    def receive_data(self, data) -> None:
-        if self._head is None:
-            return Protocol.receive_data(self, data)
+    def _handshake_data(self, data) -> None:
+        """The server's response head, then (OPEN) frames go to Protocol.receive_data."""
         try:
             head = self._head.feed(data)
             if head is None:

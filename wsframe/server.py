@@ -174,11 +174,8 @@ class ServerConn(FdStream, Protocol):
 
     # ---- receiving ----------------------------------------------------------------
 
-    def receive_data(self, data) -> None:
-        if self._head is None:
-            Protocol.receive_data(self, data)
-        else:
-            self.server._handshake(self, data)
+    def _handshake_data(self, data) -> None:
+        self.server._handshake(self, data)
 
     def _on_message(self, data: bytes, is_text: bool) -> None:
         if is_text:
@@ -240,7 +237,14 @@ class ServerConn(FdStream, Protocol):
             frame = server_frame(opcode, payload)
         else:
             frame = self.encode(payload, opcode, compress)
-        queued = self._out_size  # send_frame(), inlined: this is the hot path
+        out = self._out  # send_frame() and FdStream._write(), inlined: the hot path
+        if out is None and self._direct_writes:
+            self._out = [frame]
+            self._out_size = len(frame)
+            if self.fd not in self.loop._writing:
+                self.loop._dirty.append(self)
+            return SendStatus.OK
+        queued = self._out_size
         if queued and queued + len(frame) > self.server._max_queue:
             return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
         self._write(frame)
