@@ -23,6 +23,7 @@ fi
 if [[ " $STEPS " == *" servers "* ]]; then
   # side by side: echo, broadcast, memory per idle connection (10,000 and 19,000)
   $PY benchmarks/compare_servers.py > "$OUT/servers.txt"
+  $PY benchmarks/plot_capacity.py --connections 10000
 fi
 if [[ " $STEPS " == *" memory "* ]]; then
   $PY benchmarks/memory_per_connection.py --connections 10000 --only wsframe > "$OUT/memory.md"
