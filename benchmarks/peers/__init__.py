@@ -22,7 +22,7 @@ import re
 import sys
 from typing import Optional
 
-__all__ = ["MAX_MESSAGE", "BACKLOG", "parse_args", "room_name", "ready"]
+__all__ = ["MAX_MESSAGE", "BACKLOG", "parse_args", "room_name", "ready", "run_asyncio"]
 
 MAX_MESSAGE = 16 * 1024 * 1024   # the largest message a peer accepts
 BACKLOG = 4096                   # listen() queue; the kernel caps it at net.core.somaxconn
@@ -47,3 +47,13 @@ def ready(host: str, port: int) -> None:
     """Tell whoever started us that we accept connections."""
     print(f"listening on {host}:{port}", flush=True)
     sys.stdout.flush()
+
+
+def run_asyncio(main, description: str) -> None:
+    """The script entry point of an asyncio peer: parse --host/--port, run until killed."""
+    import asyncio
+    args = parse_args(description)
+    try:
+        asyncio.run(main(args.host, args.port))
+    except KeyboardInterrupt:
+        pass

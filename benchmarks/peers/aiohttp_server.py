@@ -17,7 +17,7 @@ if __package__ in (None, ""):   # run as a script: make ``benchmarks.peers`` imp
 
 from aiohttp import WSMsgType, web
 
-from benchmarks.peers import BACKLOG, MAX_MESSAGE, parse_args, ready, room_name
+from benchmarks.peers import BACKLOG, MAX_MESSAGE, ready, room_name, run_asyncio
 
 ROOMS: dict[str, set[web.WebSocketResponse]] = {}
 
@@ -72,8 +72,4 @@ async def main(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    args = parse_args(__doc__.splitlines()[0])
-    try:
-        asyncio.run(main(args.host, args.port))
-    except KeyboardInterrupt:
-        pass
+    run_asyncio(main, __doc__.splitlines()[0])

@@ -22,7 +22,7 @@ from picows import (
     WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server,
 )
 
-from benchmarks.peers import BACKLOG, MAX_MESSAGE, parse_args, ready, room_name
+from benchmarks.peers import BACKLOG, MAX_MESSAGE, ready, room_name, run_asyncio
 
 ROOMS: dict[str, set[WSTransport]] = {}
 DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
@@ -97,8 +97,4 @@ async def main(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    args = parse_args(__doc__.splitlines()[0])
-    try:
-        asyncio.run(main(args.host, args.port))
-    except KeyboardInterrupt:
-        pass
+    run_asyncio(main, __doc__.splitlines()[0])

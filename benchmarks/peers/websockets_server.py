@@ -18,7 +18,7 @@ from websockets import broadcast
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from benchmarks.peers import BACKLOG, MAX_MESSAGE, parse_args, ready, room_name
+from benchmarks.peers import BACKLOG, MAX_MESSAGE, ready, room_name, run_asyncio
 
 ROOMS: dict[str, set[ServerConnection]] = {}
 
@@ -51,8 +51,4 @@ async def main(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    args = parse_args(__doc__.splitlines()[0])
-    try:
-        asyncio.run(main(args.host, args.port))
-    except KeyboardInterrupt:
-        pass
+    run_asyncio(main, __doc__.splitlines()[0])
