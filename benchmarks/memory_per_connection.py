@@ -153,7 +153,7 @@ def main() -> int:
         result = measure(name, command, deflate, args.connections, subnet=10 + index)
         print(json.dumps(result), file=sys.stderr, flush=True)
         results.append(result)
-    print(f"\n| server / setting | connections | RSS per idle connection | server fds |")
+    print("\n| server / setting | connections | RSS per idle connection | server fds |")
     print("|---|---:|---:|---:|")
     for r in results:
         if "error" in r:

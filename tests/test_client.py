@@ -1,5 +1,4 @@
 """Clients: the blocking one, TLS with verification, and the reconnecting loop client."""
-import os
 import signal
 import socket
 import ssl

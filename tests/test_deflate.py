@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from wsframe import codec, deflate as ref_deflate
 from wsframe.connection import ClientConnection, Connection, ServerConnection
-from wsframe.errors import InvalidResponse, MessageTooBig
+from wsframe.errors import InvalidResponse
 from wsframe.events import BinaryMessage, TextMessage
 from wsframe.frames import OP_CONT, OP_PING, OP_TEXT, RSV1, parse_frames
 from wsframe.permessage_deflate import (
@@ -150,7 +150,7 @@ def test_rfc7692_example_shared_window():
 
 
 def test_threshold_and_opt_out():
-    client, server = Connection(True, deflate=agreed(threshold=100)), None
+    client = Connection(True, deflate=agreed(threshold=100))
     client.send("short")
     assert not client.data_to_send()[0] & RSV1
     client.send("y" * 200)

@@ -1,5 +1,4 @@
 """The sans-IO core: a client and a server piped together, no sockets."""
-import os
 import tracemalloc
 
 import pytest
@@ -12,7 +11,7 @@ from wsframe.events import (
     BinaryMessage, CloseReceived, ConnectionClosed, Fragment, Ping, Pong, RequestReceived,
     TextMessage,
 )
-from wsframe.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT
+from wsframe.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT
 from wsframe.protocol import ALLOWED, CLOSED, CLOSING, OPEN, TRANSITIONS, Limits, State
 
 

@@ -33,7 +33,6 @@ import select
 import selectors
 import signal
 import socket
-import threading
 import time
 from collections import deque
 from typing import Callable, Optional
@@ -556,5 +555,3 @@ def half_close(fd: int) -> None:
 def is_fd_exhausted(exc: OSError) -> bool:
     return exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
-
-_main_thread = threading.main_thread

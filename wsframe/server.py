@@ -32,7 +32,7 @@ import os
 import signal
 import socket
 import ssl as ssl_module
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 from .backpressure import Backpressure, SendStatus
@@ -45,7 +45,7 @@ from .handshake import (
 from .http import DEFAULT_MAX_HEAD_SIZE, HeadReader, HeadTooLarge, Request, build_response
 from .loop import IO_WANT_DRAIN, FdStream, Loop, is_fd_exhausted, raise_fd_limit, tune_malloc
 from .permessage_deflate import DeflateSettings, server_negotiate
-from .protocol import CLOSED, CLOSING, CONNECTING, OPEN, Limits, Protocol
+from .protocol import CONNECTING, OPEN, Limits, Protocol
 from .rooms import Room, Rooms
 from .routing import Router
 

@@ -10,7 +10,6 @@ does this peer (the picows way: the payload is handed through as bytes).
 """
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Optional
