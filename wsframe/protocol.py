@@ -220,9 +220,11 @@ class Protocol:
                 if chunk is None:
                     return
                 opcode, fin, rsv, payload, remaining = chunk
-                if fin and not remaining and not rsv and 0 < opcode < OP_CLOSE and not self._msg_opcode:
+                if fin and not remaining and 0 < opcode < OP_CLOSE and not self._msg_opcode:
                     # The common case, kept short: a whole message in one whole frame.
                     is_text = opcode == OP_TEXT
+                    if rsv:  # RFC 7692 §6: RSV1 (the parser allows it only if negotiated)
+                        payload = self._inflate(payload, True)
                     if is_text and not validate_utf8(payload):
                         raise InvalidPayload("invalid UTF-8 in a text message (§8.1)")
                     if len(payload) > max_size:
