@@ -125,6 +125,51 @@ def test_reconnecting_client_over_wss(tls, tls_server):
     loop.close()
 
 
+def test_trace_over_wss_shows_both_directions(tls):
+    """Over TLS the tracers see the plaintext, both ways, on both ends."""
+    import io
+    from wsframe.server import Server
+    from wsframe.trace import trace_client, trace_server
+    server_ctx, client_ctx = tls
+    server_out, client_out = io.StringIO(), io.StringIO()
+    server = Server(tick=0.05, shutdown_timeout=1.0)
+    install_builtin_app(server)
+    trace_server(server, out=server_out)
+    _, port = server.listen("127.0.0.1", 0, ssl=server_ctx)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"signals": False}, daemon=True)
+    thread.start()
+    try:
+        loop = Loop(tick=0.05)
+        got = []
+        client = Client(f"wss://localhost:{port}/x", loop=loop, ssl=client_ctx, reconnect=None,
+                        on_open=lambda c: c.send("traced"), ping_interval=None,
+                        on_message=lambda c, m: (got.append(m), c.close()))
+        trace_client(client, out=client_out)
+        client.start()
+        deadline = time.monotonic() + 10
+        loop.run(until=lambda: (got and client._conn is None) or time.monotonic() > deadline)
+        loop.close()
+        assert got == ["traced"]
+        deadline = time.monotonic() + 5
+        while "connection closed" not in server_out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        server.loop.call_soon_threadsafe(server.shutdown)
+        thread.join(5)
+    for text, mine, theirs in ((server_out.getvalue(), "->", "<-"),
+                               (client_out.getvalue(), "<-", "->")):
+        server_sent = [line for line in text.splitlines() if f" {mine}] " in line]
+        client_sent = [line for line in text.splitlines() if f" {theirs}] " in line]
+        assert any("GET /x HTTP/1.1" in line for line in client_sent)
+        assert any("HTTP/1.1 101 Switching Protocols" in line for line in server_sent)
+        assert any('text: "traced"' in line for line in client_sent)
+        assert any('text: "traced"' in line for line in server_sent)
+        assert any("close FIN=1" in line for line in server_sent)
+        assert any("close FIN=1" in line for line in client_sent)
+        assert "Sec-WebSocket-Accept matches the key" in text
+        assert "connection closed: 1000" in text and "PROBLEM" not in text
+
+
 def test_backoff_full_jitter_bounds():
     backoff = Backoff(initial=0.5, factor=2, max_delay=4)
     ceilings = [backoff.delay(n, rng=lambda lo, hi: hi) for n in range(6)]

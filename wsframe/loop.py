@@ -423,6 +423,9 @@ class FdStream:
         self.receive_eof()
         self._finish()
 
+    def _plaintext_sent(self, data: bytes) -> None:
+        """Hook: ``data`` is about to be encrypted by a TLS layer (the tracer reads it)."""
+
     def _write(self, data: bytes) -> None:
         """Protocol hook: cork ``data`` until the end of the loop's turn."""
         out = self._out

@@ -87,6 +87,7 @@ class TlsStream:
             self._finish()
 
     def _write(self, data: bytes) -> None:
+        self._plaintext_sent(data)  # this override hides the ones below it: tell them
         self._tls.obj.write(data)
         self._send_ciphertext()
 

@@ -777,6 +777,9 @@ def _traced_class(base: type, out: Optional[TextIO], is_client: bool) -> type:
             self._trace.bytes_seen(self._trace.outgoing, data)
             super()._write(data)
 
+        def _plaintext_sent(self, data) -> None:  # over TLS, _write above is not reached
+            self._trace.bytes_seen(self._trace.outgoing, data)
+
         def _transport_closed(self) -> None:
             try:
                 self._trace.closed(self)
@@ -794,8 +797,7 @@ def trace_server(server, out: Optional[TextIO] = None) -> None:
     Sets ``server.conn_class`` to a traced subclass of the current one.
     ``out`` defaults to ``sys.stdout`` (looked up at each write). Lines are
     prefixed ``[conn N <-]`` (received) or ``[conn N ->]`` (sent) and flushed
-    as they are written. Over TLS only the received side is traced (the TLS
-    layer encrypts outgoing frames before the tracer would see them).
+    as they are written. Over TLS the plaintext is traced, both ways.
     """
     server.conn_class = _traced_class(server.conn_class, out, is_client=False)
 
@@ -803,6 +805,6 @@ def trace_server(server, out: Optional[TextIO] = None) -> None:
 def trace_client(client, out: Optional[TextIO] = None) -> None:
     """The same for a :class:`~wsframe.reconnecting.Client` (each reconnection gets a new id).
 
-    Sets ``client.conn_class``; over ``wss://`` only the received side is traced.
+    Sets ``client.conn_class``; over ``wss://`` the plaintext is traced, both ways.
     """
     client.conn_class = _traced_class(client.conn_class, out, is_client=True)
