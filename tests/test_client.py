@@ -170,6 +170,49 @@ def test_trace_over_wss_shows_both_directions(tls):
         assert "connection closed: 1000" in text and "PROBLEM" not in text
 
 
+def test_blocking_client_that_only_sends_answers_pings():
+    """websockets' server pings every 0.1 s and drops a peer whose Pong is 0.3 s late:
+    a script that sends for 1.5 s without ever calling recv() must stay connected."""
+    sync_server = pytest.importorskip("websockets.sync.server")
+    received = []
+
+    def handler(ws):
+        for message in ws:
+            received.append(message)
+
+    with sync_server.serve(handler, "127.0.0.1", 0, ping_interval=0.1,
+                           ping_timeout=0.3) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        port = server.socket.getsockname()[1]
+        ws = connect(f"ws://127.0.0.1:{port}/", max_queue=4)
+        for n in range(30):
+            ws.send(f"position {n}")
+            time.sleep(0.05)
+        ws.close()
+        assert ws.close_code == 1000
+        server.shutdown()
+        thread.join(5)
+    assert received == [f"position {n}" for n in range(30)]
+
+
+def test_send_reads_ahead_at_most_max_queue_messages():
+    with running_server(install_builtin_app) as (server, port):
+        ws = connect(f"ws://127.0.0.1:{port}/echo", max_queue=3)
+        for n in range(10):
+            ws.send(str(n))
+        time.sleep(0.3)     # the echoes are all in the socket by now
+        ws.send("last")     # reads ahead: three messages wait at least
+        waiting = len(ws._messages)
+        assert waiting >= 3
+        time.sleep(0.3)     # the echo of "last" is in the socket by now
+        ws.send("more")     # three or more wait: send reads nothing
+        assert len(ws._messages) == waiting
+        assert ([ws.recv(timeout=5) for _ in range(12)]
+                == [str(n) for n in range(10)] + ["last", "more"])
+        ws.close()
+
+
 def test_backoff_full_jitter_bounds():
     backoff = Backoff(initial=0.5, factor=2, max_delay=4)
     ceilings = [backoff.delay(n, rng=lambda lo, hi: hi) for n in range(6)]

@@ -18,6 +18,7 @@ close code) when the connection is gone, :class:`TimeoutError` on timeouts.
 """
 from __future__ import annotations
 
+import select
 import socket
 import ssl as ssl_module
 import time
@@ -61,13 +62,24 @@ def parse_url(url: str) -> WebSocketURL:
 
 
 class WebSocket:
-    """A connected client; not thread-safe (one reader/writer at a time)."""
+    """A connected client; not thread-safe (one reader/writer at a time).
 
-    def __init__(self, sock: socket.socket, conn: ClientConnection) -> None:
+    There is no background thread: bytes are read inside ``recv()``,
+    ``close()``, and also, without blocking, inside ``send()`` and ``ping()``,
+    so a script that only sends still answers the server's Pings (§5.5.2).
+    Messages read that way wait for ``recv()``; once ``max_queue`` or more
+    wait, ``send()`` stops reading (the peer's writes then back up: memory
+    stays bounded, and Pings wait too). A script that sleeps without sending
+    or receiving answers nothing meanwhile.
+    """
+
+    def __init__(self, sock: socket.socket, conn: ClientConnection, max_queue: int = 16) -> None:
         self.sock = sock
         self.conn = conn
+        self.max_queue = max_queue
         self._messages: list = []
         self._eof = False
+        self._poller: Optional[select.poll] = None
 
     @property
     def subprotocol(self) -> Optional[str]:
@@ -83,11 +95,14 @@ class WebSocket:
 
     def send(self, message: Union[str, bytes], *, compress: Optional[bool] = None) -> None:
         """Send a text (``str``) or binary (bytes-like) message."""
+        self._poll()
         self._check_open()
         self.conn.send(message, compress=compress)
         self._flush()
 
     def ping(self, data: bytes = b"") -> None:
+        """Send a Ping (§5.5.2); its Pong is read by a later call."""
+        self._poll()
         self._check_open()
         self.conn.ping(data)
         self._flush()
@@ -136,9 +151,33 @@ class WebSocket:
     def _flush(self) -> None:
         data = self.conn.data_to_send()
         if data:
+            if self.sock.gettimeout() is not None:  # a recv(timeout=...) left one set
+                self.sock.settimeout(None)
             self.sock.sendall(data)
 
+    def _poll(self) -> None:
+        """Process what has already arrived, without blocking (answers Pings)."""
+        sock = self.sock
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN)
+        while (len(self._messages) < self.max_queue and not self._eof
+               and self.conn.state is not CLOSED):
+            # TLS may hold decrypted bytes the kernel no longer shows as readable.
+            buffered = isinstance(sock, ssl_module.SSLSocket) and sock.pending()
+            if not buffered and not self._poller.poll(0):
+                return
+            sock.settimeout(0.0)
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, ssl_module.SSLWantReadError, ssl_module.SSLWantWriteError):
+                return  # a partial TLS record, say: the rest is read later
+            except OSError:
+                data = b""
+            self._process(data)
+
     def _read(self, deadline: Optional[float]) -> None:
+        """Wait for bytes (until ``deadline``, or for ever) and process them."""
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -152,6 +191,9 @@ class WebSocket:
             raise TimeoutError("no message before the timeout") from None
         except OSError:
             data = b""
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
         if data:
             self.conn.receive_data(data)
         else:
@@ -167,8 +209,13 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), origin: Optional[str]
             headers: Sequence[tuple[str, str]] = (),
             compression: Optional[DeflateSettings] = DeflateSettings(),
             limits: Limits = Limits(), ssl: Optional[ssl_module.SSLContext] = None,
-            timeout: float = 10.0, source_address: Optional[tuple[str, int]] = None) -> WebSocket:
-    """Open a WebSocket connection (TCP, TLS for ``wss``, then the handshake)."""
+            timeout: float = 10.0, source_address: Optional[tuple[str, int]] = None,
+            max_queue: int = 16) -> WebSocket:
+    """Open a WebSocket connection (TCP, TLS for ``wss``, then the handshake).
+
+    ``max_queue``: messages that ``send()`` may read ahead for ``recv()``
+    (see :class:`WebSocket`).
+    """
     where = parse_url(url)
     sock = socket.create_connection((where.host, where.port), timeout=timeout,
                                     source_address=source_address)
@@ -182,7 +229,7 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), origin: Optional[str]
                                 deflate=compression)
         sock.sendall(conn.data_to_send())
         deadline = time.monotonic() + timeout
-        websocket = WebSocket(sock, conn)
+        websocket = WebSocket(sock, conn, max_queue)
         while conn.state is CONNECTING:  # a refusal raises from _read
             try:
                 websocket._read(deadline)
