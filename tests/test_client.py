@@ -213,6 +213,34 @@ def test_send_reads_ahead_at_most_max_queue_messages():
         ws.close()
 
 
+def test_reconnecting_client_resolves_names_off_the_loop(monkeypatch):
+    """A slow DNS answer never stalls the loop; a failed lookup is retried, then given up."""
+    real_getaddrinfo = socket.getaddrinfo
+    lookups = []
+
+    def slow_getaddrinfo(host, *args, **kwargs):
+        if host != "slow.example":
+            return real_getaddrinfo(host, *args, **kwargs)
+        lookups.append(host)
+        time.sleep(0.5)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    loop = Loop(tick=0.05)
+    gave_up, ticks = [], []
+    client = Client("ws://slow.example:9/", loop=loop,
+                    reconnect=Backoff(initial=0.01, max_attempts=1),
+                    on_give_up=lambda c, why: gave_up.append(why))
+    started = time.monotonic()
+    client.start()
+    loop.call_later(0.1, lambda: ticks.append(time.monotonic() - started))
+    loop.run(until=lambda: gave_up or time.monotonic() - started > 10)
+    loop.close()
+    assert ticks and ticks[0] < 0.4        # the loop ran while the name was resolving
+    assert lookups == ["slow.example", "slow.example"]
+    assert gave_up and "resolve slow.example" in gave_up[0]
+
+
 def test_backoff_full_jitter_bounds():
     backoff = Backoff(initial=0.5, factor=2, max_delay=4)
     ceilings = [backoff.delay(n, rng=lambda lo, hi: hi) for n in range(6)]

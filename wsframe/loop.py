@@ -234,7 +234,9 @@ class Loop:
         self._ready.append((callback, args))
 
     def call_soon_threadsafe(self, callback: Callable, *args) -> None:
-        """Schedule from any thread; wakes the loop."""
+        """Schedule from any thread; wakes the loop. RuntimeError once the loop is closed."""
+        if self._wake_w < 0:
+            raise RuntimeError("the loop is closed")
         self._thread_calls.append((callback, args))
         self._wake()
 
@@ -359,9 +361,12 @@ class Loop:
 
     def close(self) -> None:
         """Close the poller and the wake-up pipe (streams are closed by their owners)."""
+        if self._wake_w < 0:
+            return
         self.remove_reader(self._wake_r)
         os.close(self._wake_r)
         os.close(self._wake_w)
+        self._wake_r = self._wake_w = -1  # never write to a number the OS may reuse
         self._poller.close()
 
 

@@ -21,12 +21,14 @@ not help), or when :meth:`Client.close` is called.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import random
 import socket
 import ssl as ssl_module
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
@@ -183,6 +185,7 @@ class Client:
         self._conn: Optional[ClientConn] = None
         self._opened_at = 0.0
         self._timer: Optional[TimerHandle] = None
+        self._resolving: Optional[object] = None  # the attempt whose host name is resolving
 
     # ---- public API ----------------------------------------------------------------
 
@@ -220,8 +223,47 @@ class Client:
         self._timer = None
         if self.stopped:
             return
+        host, port = self.url.host, self.url.port
+        if _is_ip_address(host):
+            return self._connect_to(socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)[0])
+        # getaddrinfo() may wait seconds on DNS: resolve in a thread, come back on the loop.
+        self._resolving = attempt = object()
+        self._timer = self.loop.call_later(self.connect_timeout, self._resolve_timed_out, attempt)
+        future = _resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        loop = self.loop
+
+        def done(future: Future) -> None:  # in the resolver thread
+            try:
+                loop.call_soon_threadsafe(self._resolved, attempt, future)
+            except (OSError, RuntimeError, ValueError):
+                pass  # the loop is closed: nobody is waiting any more
+        future.add_done_callback(done)
+
+    def _resolved(self, attempt: object, future: Future) -> None:
+        if attempt is not self._resolving:
+            return  # timed out meanwhile
+        self._resolving = None
+        self._cancel_timer()
+        if self.stopped:
+            return
         try:
-            fd = self._open_socket()
+            address_info = future.result()[0]
+        except (OSError, IndexError) as exc:
+            self._failed(f"resolve {self.url.host}: {exc}")
+            return self._schedule()
+        self._connect_to(address_info)
+
+    def _resolve_timed_out(self, attempt: object) -> None:
+        if attempt is self._resolving:
+            self._resolving = None
+            self._timer = None
+            self._failed(f"resolve {self.url.host}: timed out after {self.connect_timeout:g} s")
+            self._schedule()
+
+    def _connect_to(self, address_info: tuple) -> None:
+        try:
+            fd = self._open_socket(address_info)
         except OSError as exc:
             self._failed(f"connect: {exc}")
             return self._schedule()
@@ -231,10 +273,9 @@ class Client:
         self.loop.want_write(fd, True)
         self._timer = self.loop.call_later(self.connect_timeout, self._connect_timed_out, conn)
 
-    def _open_socket(self) -> int:
-        host, port = self.url.host, self.url.port
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM)[0]
+    @staticmethod
+    def _open_socket(address_info: tuple) -> int:
+        family, kind, proto, _, address = address_info
         sock = socket.socket(family, kind, proto)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -343,6 +384,25 @@ class Client:
             callback(*args)
         except Exception:
             log.exception("client callback %r failed", callback)
+
+
+_resolver_pool: Optional[ThreadPoolExecutor] = None
+
+
+def _resolver() -> ThreadPoolExecutor:
+    """The threads that run getaddrinfo() for every client (made on first use)."""
+    global _resolver_pool
+    if _resolver_pool is None:
+        _resolver_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wsframe-dns")
+    return _resolver_pool
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 _tls_bases: dict[type, type] = {}
