@@ -101,6 +101,30 @@ def test_wss_echo_with_verification(tls, tls_server):
         connect(f"wss://localhost:{port}/x")
 
 
+def test_one_server_plain_and_tls_listeners(tls):
+    """TLS is chosen per listening socket: ws:// and wss:// side by side in one server."""
+    from wsframe.server import Server
+    server_ctx, client_ctx = tls
+    server = Server(tick=0.05, shutdown_timeout=1.0)
+    install_builtin_app(server)
+    _, plain_port = server.listen("127.0.0.1", 0)
+    _, tls_port = server.listen("127.0.0.1", 0, ssl=server_ctx)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"signals": False}, daemon=True)
+    thread.start()
+    try:
+        with connect(f"ws://127.0.0.1:{plain_port}/room/both") as plain, \
+                connect(f"wss://localhost:{tls_port}/room/both", ssl=client_ctx) as secure:
+            plain.send("from ws")
+            assert plain.recv(timeout=5) == "from ws" and secure.recv(timeout=5) == "from ws"
+            secure.send("from wss")
+            assert plain.recv(timeout=5) == "from wss" and secure.recv(timeout=5) == "from wss"
+        with pytest.raises(ssl.SSLError):   # the plain port does not speak TLS
+            connect(f"wss://localhost:{plain_port}/", ssl=client_ctx, timeout=3)
+    finally:
+        server.loop.call_soon_threadsafe(server.shutdown)
+        thread.join(5)
+
+
 def test_wss_with_a_peer_library(tls, tls_server):
     from websockets.sync.client import connect as ws_connect
     _, client_ctx = tls

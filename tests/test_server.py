@@ -267,6 +267,26 @@ def test_garbage_gets_400_and_protocol_errors_get_close_codes():
         assert frames[0].opcode == OP_CLOSE and frames[0].payload[:2] == b"\x03\xea"
 
 
+def test_non_http_bytes_are_refused_at_once():
+    """A TLS ClientHello (no CRLF anywhere) or binary bytes: 400 with the reason, not a
+    wait for the handshake timeout; leading empty lines are still allowed (RFC 7230 §3.5)."""
+    with running_server(builtin, handshake_timeout=30) as (server, port):
+        for probe, reason in ((b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"TLS handshake"),
+                              (b"\x00\x01binary", b"not an HTTP request"),
+                              (b"GE\x7fT / HTTP/1.1", b"not an HTTP request")):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.settimeout(3)
+                sock.sendall(probe)
+                answer = b""
+                while chunk := sock.recv(4096):
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 400") and reason in answer, answer
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(3)
+            sock.sendall(b"\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")
+
+
 def test_flood_of_connections_keeps_serving():
     with running_server(builtin) as (server, port):
         socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(1500)]

@@ -132,10 +132,32 @@ class HeadReader:
     def feed(self, data) -> Optional[bytes]:
         scan_from = max(0, len(self._buf) - 3)
         self._buf += data
+        if not scan_from and self._buf[:1] in (b"\r", b"\n"):
+            # RFC 7230 §3.5: empty lines before the start line are ignored.
+            del self._buf[:len(self._buf) - len(self._buf.lstrip(b"\r\n"))]
         end, sep = _find_blank_line(self._buf, scan_from)
         if end + sep > self.max_size or (end < 0 and len(self._buf) > self.max_size):
             raise HeadTooLarge(f"head larger than {self.max_size} bytes")
         return None if end < 0 else self._split(end, sep)
+
+    def bad_start(self) -> Optional[str]:
+        """Why the bytes so far cannot begin a request, or None while they still may.
+
+        RFC 7230 §3.1.1: a request line starts with its method, a token, then
+        SP (empty lines before it are dropped by :meth:`feed`). Checking this as the
+        first bytes arrive refuses a TLS handshake sent to a plain port, or
+        any other binary garbage, at once instead of at the head timeout.
+        """
+        start = self._buf[:32]
+        if not start:
+            return None
+        if start[0] == 0x16:  # a TLS record of type handshake (RFC 8446 §5.1)
+            return "a TLS handshake on a plain-text port (use ws://, or the wss:// port)"
+        space = start.find(b" ")
+        method = start if space < 0 else start[:space]
+        if not method or not _TOKEN.fullmatch(method):
+            return "not an HTTP request: a request line starts with a method token (RFC 7230 §3.1.1)"
+        return None
 
     def _split(self, end: int, sep: int) -> bytes:
         head = bytes(self._buf[:end])

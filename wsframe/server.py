@@ -385,9 +385,11 @@ class ServerConn(FdStream, Protocol):
 class _Listener:
     """A listening socket accepting in batches; pauses on EMFILE instead of spinning."""
 
-    def __init__(self, server: "Server", sock: socket.socket) -> None:
+    def __init__(self, server: "Server", sock: socket.socket,
+                 ssl: Optional[ssl_module.SSLContext]) -> None:
         self.server = server
         self.sock = sock
+        self.ssl = ssl              # TLS for the connections of this listener, or None
         self.paused = False
         server.loop.add_reader(sock.fileno(), self._on_accept)
 
@@ -406,7 +408,7 @@ class _Listener:
                     log.warning("accept failed: %s", exc)
                 return
             os.set_blocking(fd, False)
-            server._adopt(fd)
+            server._adopt(fd, self.ssl)
 
     def _pause(self, exc: OSError) -> None:
         """Out of file descriptors: keep serving, stop accepting for one tick."""
@@ -452,7 +454,6 @@ class Server:
             tune_malloc()
         self._conns: set[ServerConn] = set()
         self._listeners: list[_Listener] = []
-        self._ssl: Optional[ssl_module.SSLContext] = None
         self._stopping = False
         self._ticks = {}
         self._configure_ticks()
@@ -494,7 +495,11 @@ class Server:
 
     def listen(self, host: str = "127.0.0.1", port: int = 8765, *,
                ssl: Optional[ssl_module.SSLContext] = None, reuse_port: bool = False) -> tuple:
-        """Open a listening socket; returns the address actually bound (port 0 picks one)."""
+        """Open a listening socket; returns the address actually bound (port 0 picks one).
+
+        ``ssl``: TLS for the connections accepted on this socket (``wss://``);
+        the server's other listening sockets may serve plain ``ws://``.
+        """
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -504,9 +509,7 @@ class Server:
         sock.bind((host, port))
         sock.listen(self.settings.backlog)
         sock.setblocking(False)
-        if ssl is not None:
-            self._ssl = ssl
-        self._listeners.append(_Listener(self, sock))
+        self._listeners.append(_Listener(self, sock, ssl))
         return sock.getsockname()[:2]
 
     @property
@@ -554,8 +557,8 @@ class Server:
     #: The class of new connections; a subclass may observe them (``wsframe serve --trace``).
     conn_class = ServerConn
 
-    def _adopt(self, fd: int) -> None:
-        conn = _tls_conn(self, fd, self._ssl) if self._ssl else self.conn_class(self, fd)
+    def _adopt(self, fd: int, ssl: Optional[ssl_module.SSLContext] = None) -> None:
+        conn = _tls_conn(self, fd, ssl) if ssl else self.conn_class(self, fd)
         self._conns.add(conn)
         self.stats.accepted += 1
         self.loop.add_stream(conn)
@@ -570,6 +573,9 @@ class Server:
         try:
             head = conn._head.feed(data)
             if head is None:
+                why = conn._head.bad_start()
+                if why is not None:
+                    raise InvalidRequest(400, why)
                 return
             rest = conn._head.rest
             request = read_request(head)
