@@ -13,8 +13,8 @@ from libc.string cimport memcpy
 
 from kernels cimport wsf_mask
 
-from wsframe.frames import DEFAULT_MAX_FRAME_SIZE, FrameHeader, check_header
-from wsframe.frames import build_frame as _reference_build_frame
+from wsframe.codec.frames import DEFAULT_MAX_FRAME_SIZE, FrameHeader, check_header
+from wsframe.codec.frames import build_frame as _reference_build_frame
 
 cdef unsigned int _DATA_AND_CONTROL_OPCODES = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 8) | (1 << 9) | (1 << 10)
 

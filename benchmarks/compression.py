@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wsframe import codec  # noqa: E402
-from wsframe.deflate import deflater_memory, inflater_memory  # noqa: E402
+from wsframe.codec.deflate import deflater_memory, inflater_memory  # noqa: E402
 
 
 def positions(n: int) -> list[bytes]:

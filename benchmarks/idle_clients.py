@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wsframe import codec  # noqa: E402
-from wsframe.frames import OP_PING, OP_PONG, OP_TEXT, RSV1, parse_frames  # noqa: E402
+from wsframe.codec.frames import OP_PING, OP_PONG, OP_TEXT, RSV1, parse_frames  # noqa: E402
 
 MESSAGE = (b'{"type":"position","order":"42","lat":52.520008,"lon":13.404954,"eta_s":420}' * 3)[:200]
 

@@ -10,7 +10,9 @@ import os
 
 import pytest
 
-from wsframe import frames as pure_frames, masking as pure_masking, utf8 as pure_utf8
+from wsframe.codec import frames as pure_frames
+from wsframe.codec import masking as pure_masking
+from wsframe.codec import utf8 as pure_utf8
 
 from .conftest import load, need
 

@@ -18,9 +18,9 @@ import json
 import pytest
 
 from wsframe import codec
-from wsframe.connection import Connection
-from wsframe.permessage_deflate import DeflateSettings, server_negotiate
-from wsframe.protocol import Limits
+from wsframe.sansio.roles import EventProtocol
+from wsframe.codec.permessage_deflate import DeflateSettings, server_negotiate
+from wsframe.sansio.protocol import Limits
 
 from .conftest import load, need
 
@@ -46,14 +46,14 @@ def message(size: int) -> str:
 
 
 def stream(size_name: str, compressed: bool) -> bytes:
-    client = Connection(True, limits=LIMITS, deflate=AGREEMENT if compressed else None)
+    client = EventProtocol(True, limits=LIMITS, deflate=AGREEMENT if compressed else None)
     for _ in range(PER_ROUND[size_name]):
         client.send(message(SIZES[size_name]))
     return client.data_to_send()
 
 
 def wsframe_core(compressed):
-    conn = Connection(False, limits=LIMITS, deflate=AGREEMENT if compressed else None)
+    conn = EventProtocol(False, limits=LIMITS, deflate=AGREEMENT if compressed else None)
 
     def run(data):
         conn.receive_data(data)
@@ -125,9 +125,9 @@ lib = sys.argv[1]
 def make():
     # One server connection object, OPEN after a handshake, compression not negotiated.
     if lib == "wsframe":
-        from wsframe.connection import ClientConnection, ServerConnection
-        client = ClientConnection("h", "/", deflate=None)
-        server = ServerConnection()
+        from wsframe.sansio.roles import ClientProtocol, ServerProtocol
+        client = ClientProtocol("h", "/", deflate=None)
+        server = ServerProtocol()
         server.receive_data(client.data_to_send())
         server.events()
         server.accept()

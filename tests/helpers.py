@@ -9,14 +9,14 @@ import threading
 import time
 
 from wsframe import codec
-from wsframe.frames import parse_frames
-from wsframe.server import Server
+from wsframe.codec.frames import parse_frames
+from wsframe.server.server import Server
 
 
 @contextlib.contextmanager
 def running_server(configure=None, **settings):
     """A Server on 127.0.0.1:<free port>, its loop in a thread; yields (server, port)."""
-    settings.setdefault("tick", 0.05)
+    settings.setdefault("tick_interval", 0.05)
     settings.setdefault("shutdown_timeout", 1.0)
     server = Server(**settings)
     if configure is not None:

@@ -1,12 +1,12 @@
 """wsframe: a from-scratch WebSocket engine (RFC 6455, RFC 7692).
 
-Layers, bottom up: the codec (:mod:`wsframe.frames`, :mod:`wsframe.handshake`,
+Layers, bottom up: the codec (:mod:`wsframe.codec.frames`, :mod:`wsframe.codec.handshake`,
 masking, UTF-8; compiled or pure, see :func:`speedups_enabled`), the sans-IO
 protocol, the epoll event loop, and the server/client/rooms on top.
 """
-from ._version import __version__
-from .codec import speedups_enabled
-from .errors import (
+from wsframe._version import __version__
+from wsframe.codec import speedups_enabled
+from wsframe.errors import (
     ConnectionClosed,
     InvalidHandshake,
     InvalidRequest,
@@ -17,19 +17,19 @@ from .errors import (
     WebSocketError,
 )
 
-from .backpressure import Backpressure, SendStatus
-from .loop import Loop
-from .permessage_deflate import DeflateSettings
-from .protocol import Limits
-from .reconnecting import Backoff, Client
-from .rooms import Room
-from .server import Endpoint, Heartbeat, HttpResponse, Server, ServerConn, ServerSettings
+from wsframe.loop.backpressure import Backpressure, SendStatus
+from wsframe.loop.eventloop import Loop
+from wsframe.codec.permessage_deflate import DeflateSettings
+from wsframe.sansio.protocol import Limits
+from wsframe.client.reconnecting import Backoff, ReconnectingClient
+from wsframe.server.rooms import Room
+from wsframe.server.server import Endpoint, Heartbeat, HttpResponse, Server, ServerConnection, ServerSettings
 
 __all__ = [
     "__version__",
     "speedups_enabled",
     "Server",
-    "ServerConn",
+    "ServerConnection",
     "ServerSettings",
     "Endpoint",
     "Heartbeat",
@@ -40,7 +40,7 @@ __all__ = [
     "Backpressure",
     "SendStatus",
     "Loop",
-    "Client",
+    "ReconnectingClient",
     "Backoff",
     "WebSocketError",
     "RemoteProtocolError",

@@ -1,5 +1,5 @@
 """``python -m wsframe``: the same as the ``wsframe`` command."""
-from .cli import main
+from wsframe.tools.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

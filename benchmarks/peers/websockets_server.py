@@ -15,15 +15,15 @@ if __package__ in (None, ""):   # run as a script: make ``benchmarks.peers`` imp
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from websockets import broadcast
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerProtocol, serve
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks.peers import BACKLOG, MAX_MESSAGE, ready, room_name, run_asyncio
 
-ROOMS: dict[str, set[ServerConnection]] = {}
+ROOMS: dict[str, set[ServerProtocol]] = {}
 
 
-async def handler(ws: ServerConnection) -> None:
+async def handler(ws: ServerProtocol) -> None:
     name = room_name(ws.request.path)
     try:
         if name is None:

@@ -13,9 +13,9 @@ import sys
 import threading
 from urllib.parse import urlsplit
 
-from wsframe import events as ev
-from wsframe.connection import ClientConnection, ServerConnection
-from wsframe.protocol import Limits
+from wsframe.sansio import events as ev
+from wsframe.sansio.roles import ClientProtocol, ServerProtocol
+from wsframe.sansio.protocol import Limits
 
 LIMITS = Limits(max_message_size=16 << 20, max_frame_size=16 << 20, max_fragments=1 << 20)
 
@@ -60,13 +60,13 @@ def serve(port):
 
 def handle(sock):
     with sock:
-        pump(sock, ServerConnection(limits=LIMITS), echo)
+        pump(sock, ServerProtocol(limits=LIMITS), echo)
 
 
 def run_client(url, target, on_event=echo):
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port)) as sock:
-        conn = ClientConnection(f"{parts.hostname}:{parts.port}", target, limits=LIMITS)
+        conn = ClientProtocol(f"{parts.hostname}:{parts.port}", target, limits=LIMITS)
         received = []
 
         def handler(conn, event):

@@ -9,7 +9,7 @@ Asks the case count, runs one ``wsframe connect --echo`` process per case
 import subprocess
 import sys
 
-from wsframe.client import connect
+from wsframe.client.blocking import connect
 
 
 def main(url: str, agent: str) -> int:

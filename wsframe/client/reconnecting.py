@@ -1,0 +1,425 @@
+"""A loop-driven client that reconnects by itself, with exponential backoff and jitter.
+
+The browser pattern of a live tracking page, from Python::
+
+    loop = Loop()
+    client = ReconnectingClient("ws://127.0.0.1:8765/room/order-42", loop=loop,
+                    on_open=lambda c: print("open"),
+                    on_message=lambda c, message: print(message),
+                    on_close=lambda c, code, reason: print("closed", code))
+    client.start()
+    loop.run()
+
+After a connection ends (or fails to open) the client waits
+``random.uniform(0, min(max_delay, initial * factor ** attempt))`` seconds
+("full jitter": many clients dropped at once do not come back at once) and
+tries again. ``attempt`` counts consecutive failures and is reset once a
+connection has stayed open ``reset_after`` seconds. It gives up after
+``max_attempts`` consecutive failures (never, by default), when the server
+refuses the upgrade with a 4xx status other than 408/429 (retrying would
+not help), or when :meth:`ReconnectingClient.close` is called.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import random
+import socket
+import ssl as ssl_module
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
+
+from wsframe.loop.backpressure import SendStatus
+from wsframe.errors import InvalidHandshake, PeerTimeout
+from wsframe.codec.handshake import check_response, client_request, generate_key, read_response
+from wsframe.codec.http import DEFAULT_MAX_HEAD_SIZE, HeadReader, HeadTooLarge
+from wsframe.client.blocking import parse_url
+from wsframe.loop.eventloop import FdStream, Loop, TimerHandle
+from wsframe.codec.permessage_deflate import DeflateSettings, client_accept, client_offer
+from wsframe.sansio.protocol import CONNECTING, OPEN, Limits, Protocol
+
+__all__ = ["Backoff", "ReconnectingClient", "ClientConnection"]
+
+log = logging.getLogger("wsframe.client")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnection delays: exponential, capped, with full jitter."""
+
+    initial: float = 0.5        # first retry within half a second
+    factor: float = 2.0         # doubling per consecutive failure
+    max_delay: float = 30.0     # never wait longer than this
+    reset_after: float = 60.0   # a connection open this long clears the failure count
+    max_attempts: Optional[int] = None  # consecutive failures before giving up (None: never)
+
+    def delay(self, attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
+        """The wait before retry number ``attempt`` (0-based)."""
+        ceiling = min(self.max_delay, self.initial * self.factor ** min(attempt, 64))
+        return rng(0.0, ceiling)
+
+
+class ClientConnection(FdStream, Protocol):
+    """One client connection on the loop (TCP connect, handshake, then frames)."""
+
+    __slots__ = ("fd", "loop", "owner", "_out", "_out_size", "_seen", "_mark", "_io",
+                 "_head", "_key", "_tcp_pending")
+
+    def __init__(self, owner: "ReconnectingClient", fd: int) -> None:
+        Protocol.__init__(self, True, limits=owner.limits, state=CONNECTING)
+        self.fd = fd
+        self.loop = owner.loop
+        self.owner = owner
+        self._out = None
+        self._out_size = 0
+        self._seen = self.loop.tick
+        self._mark = None           # True while a heartbeat ping awaits its Pong
+        self._io = 0
+        self._head = HeadReader(DEFAULT_MAX_HEAD_SIZE)
+        self._key = generate_key()
+        self._tcp_pending = True
+
+    def _on_writable(self) -> None:
+        if self._tcp_pending:
+            return self._tcp_connected()
+        self._flush()
+
+    def _tcp_connected(self) -> None:
+        sock = socket.socket(fileno=self.fd)
+        try:
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        finally:
+            sock.detach()
+        self._tcp_pending = False
+        self.loop.want_write(self.fd, False)
+        if error:
+            self.owner._failed(f"connect: {os.strerror(error)}")
+            return self._close_fd()
+        self._start_session()
+
+    def _start_session(self) -> None:
+        """TCP is up (and TLS, if any): send the upgrade request (§4.1)."""
+        owner = self.owner
+        offer = client_offer(owner.compression) if owner.compression is not None else None
+        self._write(client_request(owner.url.host_header, owner.url.target, self._key,
+                                   subprotocols=owner.subprotocols, extensions=offer,
+                                   origin=owner.origin, headers=owner.headers))
+
+    def _handshake_data(self, data) -> None:
+        """The server's response head, then (OPEN) frames go to Protocol.receive_data."""
+        try:
+            head = self._head.feed(data)
+            if head is None:
+                return
+            rest = self._head.rest
+            response = read_response(head)
+            accepted = check_response(
+                response, self._key, subprotocols=self.owner.subprotocols,
+                extensions=["permessage-deflate"] if self.owner.compression else [])
+            if self.owner.compression is not None:
+                self.deflate = client_accept(accepted.extensions, self.owner.compression)
+        except (InvalidHandshake, HeadTooLarge) as exc:
+            self._head = None
+            self._transition("handshake refused")
+            self.owner._failed(str(exc), getattr(exc, "status", None))
+            return self._close_fd()
+        self._head = None
+        self._transition("handshake accepted")
+        self._start_parser()
+        self.owner._opened(self, accepted.subprotocol)
+        if rest and self.state is OPEN:
+            Protocol.receive_data(self, rest)
+
+    def _on_message(self, data: bytes, is_text: bool) -> None:
+        self.owner._message(data.decode() if is_text else data)
+
+    def _on_pong(self, data: bytes) -> None:
+        self._mark = None
+
+    def _on_closed(self) -> None:
+        if self.owner._conn is self and self._head is None:
+            self.owner._ended(self.close_code or 1006, self.close_reason)
+
+    def _transport_closed(self) -> None:
+        self._release()
+        self.owner._gone(self)
+
+
+class ReconnectingClient:
+    """A reconnecting WebSocket client driven by a :class:`~wsframe.loop.eventloop.Loop`."""
+
+    def __init__(self, url: str, *, loop: Loop,
+                 on_open: Optional[Callable[["ReconnectingClient"], None]] = None,
+                 on_message: Optional[Callable[["ReconnectingClient", Union[str, bytes]], None]] = None,
+                 on_close: Optional[Callable[["ReconnectingClient", int, str], None]] = None,
+                 on_give_up: Optional[Callable[["ReconnectingClient", str], None]] = None,
+                 reconnect: Optional[Backoff] = Backoff(),
+                 subprotocols: Sequence[str] = (), origin: Optional[str] = None,
+                 headers: Sequence[tuple[str, str]] = (),
+                 compression: Optional[DeflateSettings] = DeflateSettings(),
+                 limits: Limits = Limits(), ssl: Optional[ssl_module.SSLContext] = None,
+                 connect_timeout: float = 10.0, ping_interval: Optional[float] = 20.0,
+                 ping_timeout: float = 10.0) -> None:
+        self.url = parse_url(url)
+        self.loop = loop
+        self.on_open, self.on_message, self.on_close = on_open, on_message, on_close
+        self.on_give_up = on_give_up
+        self.backoff = reconnect
+        self.subprotocols = tuple(subprotocols)
+        self.origin = origin
+        self.headers = tuple(headers)
+        self.compression = compression
+        self.limits = limits
+        self.ssl = (ssl or ssl_module.create_default_context()) if self.url.secure else None
+        self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.subprotocol: Optional[str] = None
+        self.attempt = 0            # consecutive failures
+        self.connections = 0        # successful opens so far
+        self.stopped = False
+        self.last_error: Optional[str] = None
+        self._conn: Optional[ClientConnection] = None
+        self._opened_at = 0.0
+        self._timer: Optional[TimerHandle] = None
+        self._resolving: Optional[object] = None  # the attempt whose host name is resolving
+
+    # ---- public API ----------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and self._conn.state is OPEN
+
+    def start(self) -> None:
+        """Connect now (and again after every disconnection)."""
+        self.stopped = False
+        self._connect()
+
+    def send(self, message: Union[str, bytes]) -> SendStatus:
+        """Send a message; ``SendStatus.CLOSED`` while disconnected (nothing is queued)."""
+        if not self.is_open:
+            return SendStatus.CLOSED
+        self._conn.send(message)
+        return SendStatus.OK
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close and stop reconnecting."""
+        self.stopped = True
+        self._cancel_timer()
+        conn = self._conn
+        if conn is not None:
+            if conn.state is OPEN:
+                conn.close(code, reason)
+                self._timer = self.loop.call_later(5.0, conn._abort)
+            else:
+                conn._close_fd()
+
+    # ---- connection lifecycle --------------------------------------------------------
+
+    def _connect(self) -> None:
+        self._timer = None
+        if self.stopped:
+            return
+        host, port = self.url.host, self.url.port
+        if _is_ip_address(host):
+            return self._connect_to(socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)[0])
+        # getaddrinfo() may wait seconds on DNS: resolve in a thread, come back on the loop.
+        self._resolving = attempt = object()
+        self._timer = self.loop.call_later(self.connect_timeout, self._resolve_timed_out, attempt)
+        future = _resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        loop = self.loop
+
+        def done(future: Future) -> None:  # in the resolver thread
+            try:
+                loop.call_soon_threadsafe(self._resolved, attempt, future)
+            except (OSError, RuntimeError, ValueError):
+                pass  # the loop is closed: nobody is waiting any more
+        future.add_done_callback(done)
+
+    def _resolved(self, attempt: object, future: Future) -> None:
+        if attempt is not self._resolving:
+            return  # timed out meanwhile
+        self._resolving = None
+        self._cancel_timer()
+        if self.stopped:
+            return
+        try:
+            address_info = future.result()[0]
+        except (OSError, IndexError) as exc:
+            self._failed(f"resolve {self.url.host}: {exc}")
+            return self._schedule()
+        self._connect_to(address_info)
+
+    def _resolve_timed_out(self, attempt: object) -> None:
+        if attempt is self._resolving:
+            self._resolving = None
+            self._timer = None
+            self._failed(f"resolve {self.url.host}: timed out after {self.connect_timeout:g} s")
+            self._schedule()
+
+    def _connect_to(self, address_info: tuple) -> None:
+        try:
+            fd = self._open_socket(address_info)
+        except OSError as exc:
+            self._failed(f"connect: {exc}")
+            return self._schedule()
+        conn = self._make_conn(fd)
+        self._conn = conn
+        self.loop.add_stream(conn)
+        self.loop.want_write(fd, True)
+        self._timer = self.loop.call_later(self.connect_timeout, self._connect_timed_out, conn)
+
+    @staticmethod
+    def _open_socket(address_info: tuple) -> int:
+        family, kind, proto, _, address = address_info
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = sock.connect_ex(address)
+        if err not in (0, 115, 36):  # EINPROGRESS (Linux / BSD)
+            sock.close()
+            raise OSError(err, os.strerror(err))
+        return sock.detach()
+
+    #: The class of new connections; a subclass may observe them (``wsframe connect --trace``).
+    conn_class = ClientConnection
+
+    def _make_conn(self, fd: int) -> ClientConnection:
+        if self.ssl is None:
+            return self.conn_class(self, fd)
+        from wsframe.loop.tls import TlsState, tls_class
+
+        conn = tls_class(_tls_client_base(self.conn_class))(self, fd)
+        conn._tls = TlsState(self.ssl, server_side=False, server_hostname=self.url.host)
+        return conn
+
+    def _connect_timed_out(self, conn: ClientConnection) -> None:
+        if conn is self._conn and conn.state is CONNECTING:
+            self._failed("timed out opening the connection")
+            conn._close_fd()
+
+    def _opened(self, conn: ClientConnection, subprotocol: Optional[str]) -> None:
+        self._cancel_timer()
+        self.subprotocol = subprotocol
+        self.connections += 1
+        self._opened_at = time.monotonic()
+        self.last_error = None
+        if self.ping_interval:
+            self._timer = self.loop.call_later(self.ping_interval, self._heartbeat, conn)
+        if self.on_open:
+            self._call(self.on_open, self)
+
+    def _heartbeat(self, conn: ClientConnection) -> None:
+        """Ping the server; no Pong within ``ping_timeout`` s means it is gone."""
+        if conn is not self._conn or conn.state is not OPEN:
+            return
+        conn.ping()
+        conn._mark = True  # cleared by the Pong
+        self._timer = self.loop.call_later(self.ping_timeout, self._heartbeat_check, conn)
+
+    def _heartbeat_check(self, conn: ClientConnection) -> None:
+        if conn is not self._conn or conn.state is not OPEN:
+            return
+        if conn._mark is not None:
+            conn.fail(PeerTimeout(f"no pong within {self.ping_timeout:g} s"))
+            return conn._abort()
+        self._timer = self.loop.call_later(
+            max(self.ping_interval - self.ping_timeout, 0.1), self._heartbeat, conn)
+
+    def _message(self, message: Union[str, bytes]) -> None:
+        if self.on_message:
+            self._call(self.on_message, self, message)
+
+    def _ended(self, code: int, reason: str) -> None:
+        """An open connection closed."""
+        if time.monotonic() - self._opened_at >= (self.backoff.reset_after if self.backoff else 0):
+            self.attempt = 0
+        if self.on_close:
+            self._call(self.on_close, self, code, reason)
+
+    def _failed(self, error: str, status: Optional[int] = None) -> None:
+        """A connection attempt failed before opening."""
+        self.last_error = error
+        log.info("connection to %s failed: %s", self.url.host_header, error)
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            self._give_up(f"server refused the upgrade: {error}")
+
+    def _gone(self, conn: ClientConnection) -> None:
+        """The connection's fd is closed: try again later (unless stopped)."""
+        if conn is not self._conn:
+            return
+        self._conn = None
+        self._cancel_timer()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.stopped or self.backoff is None:
+            return
+        if self.backoff.max_attempts is not None and self.attempt >= self.backoff.max_attempts:
+            return self._give_up(f"gave up after {self.attempt} attempts: {self.last_error}")
+        delay = self.backoff.delay(self.attempt)
+        self.attempt += 1
+        self._timer = self.loop.call_later(delay, self._connect)
+
+    def _give_up(self, why: str) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self._cancel_timer()
+        if self.on_give_up:
+            self._call(self.on_give_up, self, why)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    @staticmethod
+    def _call(callback: Callable, *args) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("client callback %r failed", callback)
+
+
+_resolver_pool: Optional[ThreadPoolExecutor] = None
+
+
+def _resolver() -> ThreadPoolExecutor:
+    """The threads that run getaddrinfo() for every client (made on first use)."""
+    global _resolver_pool
+    if _resolver_pool is None:
+        _resolver_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wsframe-dns")
+    return _resolver_pool
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+_tls_bases: dict[type, type] = {}
+
+
+def _tls_client_base(base: type) -> type:
+    """``base`` with the TLS handshake between TCP connect and the upgrade request."""
+    cls = _tls_bases.get(base)
+    if cls is None:
+        def _start_session(self) -> None:
+            if self._tls.ready:
+                return base._start_session(self)
+            self._tls.handshake()  # the ClientHello; _tls_ready() continues
+            self._send_ciphertext()
+
+        def _tls_ready(self) -> None:
+            base._start_session(self)
+        cls = _tls_bases[base] = type(f"{base.__name__}TlsSession", (base,), {
+            "__slots__": (), "_start_session": _start_session, "_tls_ready": _tls_ready})
+    return cls

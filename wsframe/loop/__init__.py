@@ -1,0 +1,1 @@
+"""wsframe.loop.eventloop."""

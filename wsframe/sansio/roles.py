@@ -1,0 +1,244 @@
+"""The classic sans-IO API: bytes in, events out; calls in, bytes out.
+
+:class:`EventProtocol` is a :class:`~wsframe.sansio.protocol.Protocol` that collects
+what happens as event values (:mod:`wsframe.sansio.events`) and outgoing bytes in
+lists. :class:`ServerProtocol` and :class:`ClientProtocol` add the
+opening handshake (RFC 6455 §4) with permessage-deflate negotiation, so an
+embedding server or client needs nothing else::
+
+    conn = ServerProtocol()
+    conn.receive_data(sock.recv(65536))
+    for event in conn.events():
+        if isinstance(event, RequestReceived):
+            conn.accept()                    # or conn.reject(403, "go away")
+        elif isinstance(event, TextMessage):
+            conn.send(event.data)
+    sock.sendall(conn.data_to_send())
+    if conn.close_tcp:
+        sock.close()
+
+``events()`` and ``data_to_send()`` hand over (and forget) what has
+accumulated since their last call.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+from wsframe.sansio import events as ev
+from wsframe.errors import InvalidHandshake, InvalidRequest, InvalidState
+from wsframe.codec.handshake import (
+    accept_response, check_response, check_upgrade_request, client_request, generate_key,
+    read_request, read_response, reject_response,
+)
+from wsframe.codec.http import DEFAULT_MAX_HEAD_SIZE, HeadReader, HeadTooLarge, Request
+from wsframe.codec.permessage_deflate import (
+    DeflateSettings, client_accept, client_offer, server_negotiate,
+)
+from wsframe.sansio.protocol import CLOSED, CONNECTING, DEFAULT_LIMITS, Limits, Protocol
+
+__all__ = ["EventProtocol", "ServerProtocol", "ClientProtocol"]
+
+
+class EventProtocol(Protocol):
+    """A protocol whose hooks collect events and bytes (starts OPEN)."""
+
+    __slots__ = ("_events", "_out", "_failing")
+
+    def __init__(self, is_client: bool, **kwargs) -> None:
+        self._events: list = []
+        self._out: list[bytes] = []
+        self._failing = None
+        super().__init__(is_client, **kwargs)
+
+    def receive_data(self, data) -> None:
+        if self._failing is None:
+            super().receive_data(data)
+
+    def events(self) -> list:
+        """The events since the last call, in wire order."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> bytes:
+        """The bytes to write to the peer since the last call.
+
+        When the peer broke the protocol, the events before the bad frame were
+        handed out first, and the application may have answered them (an echo,
+        say); the connection fails here, after those answers, so the Close
+        frame follows them on the wire.
+        """
+        if self._failing is not None and self.state is not CLOSED:
+            self.fail(self._failing)
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def _write(self, data: bytes) -> None:
+        self._out.append(data)
+
+    def _protocol_error(self, error) -> None:
+        self._failing = error  # applied by data_to_send(), after earlier events are handled
+
+    def _on_message(self, data: bytes, is_text: bool) -> None:
+        self._events.append(ev.TextMessage(data.decode()) if is_text else ev.BinaryMessage(data))
+
+    def _on_fragment(self, data: bytes, is_text: bool, first: bool, last: bool) -> None:
+        self._events.append(ev.Fragment(data, is_text, first, last))
+
+    def _on_ping(self, data: bytes) -> None:
+        self._events.append(ev.Ping(data))
+
+    def _on_pong(self, data: bytes) -> None:
+        self._events.append(ev.Pong(data))
+
+    def _on_close(self, code: int, reason: str) -> None:
+        self._events.append(ev.CloseReceived(code, reason))
+
+    def _on_closed(self) -> None:
+        self._events.append(ev.Closed(self.close_code, self.close_reason))
+
+
+class ServerProtocol(EventProtocol):
+    """The server side, from the first byte of the request.
+
+    ``receive_data`` reads the request head; a valid upgrade request gives a
+    :class:`~wsframe.sansio.events.RequestReceived` event, after which the caller
+    answers with :meth:`accept` or :meth:`reject`. A malformed request is
+    answered with the right HTTP error by the connection itself (400, 426,
+    431) and closes it. ``deflate=None`` turns compression off.
+    """
+
+    __slots__ = ("_reader", "_offer", "_settings", "_pending", "request", "subprotocol")
+
+    def __init__(self, *, limits: Limits = DEFAULT_LIMITS,
+                 deflate: Optional[DeflateSettings] = DeflateSettings(),
+                 max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
+        super().__init__(False, limits=limits, state=CONNECTING)
+        self._reader: Optional[HeadReader] = HeadReader(max_head_size)
+        self._offer = None
+        self._pending = b""
+        self._settings = deflate
+        self.request: Optional[Request] = None
+        self.subprotocol: Optional[str] = None
+
+    def receive_data(self, data) -> None:
+        if self.state is not CONNECTING:
+            return super().receive_data(data)
+        if self._reader is None:  # waiting for accept() / reject()
+            raise InvalidState(self.state, "receive data before answering the request")
+        try:
+            head = self._reader.feed(data)
+            if head is None:
+                return
+            self.request = read_request(head)
+            self._offer = check_upgrade_request(self.request)
+        except HeadTooLarge as exc:
+            return self.reject(431, str(exc))
+        except InvalidRequest as exc:
+            return self.reject(exc.status, exc.reason, exc.headers)
+        self._pending = self._reader.rest  # a client may send frames right after its head
+        self._reader = None
+        self._events.append(ev.RequestReceived(self.request, tuple(self._offer.subprotocols)))
+
+    def accept(self, subprotocol: Optional[str] = None,
+               headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Complete the handshake (101); negotiates permessage-deflate."""
+        if self.state is not CONNECTING or self._offer is None:
+            raise InvalidState(self.state, "accept")
+        if subprotocol is not None and subprotocol not in self._offer.subprotocols:
+            raise InvalidHandshake(f"subprotocol {subprotocol!r} was not offered")
+        extensions = None
+        if self._settings is not None:
+            negotiated = server_negotiate(self._offer.extensions, self._settings)
+            if negotiated is not None:
+                extensions, self.deflate = negotiated
+        self._write(accept_response(self._offer.key, subprotocol=subprotocol,
+                                    extensions=extensions, headers=headers))
+        self.subprotocol = subprotocol
+        self._offer = None
+        self.request = None  # handed out in RequestReceived; not kept (memory per connection)
+        self._transition("handshake accepted")
+        self._start_parser()
+        pending, self._pending = self._pending, b""
+        if pending:
+            self.receive_data(pending)
+
+    def reject(self, status: int, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Refuse the upgrade with an HTTP error response, then close."""
+        if self.state is not CONNECTING:
+            raise InvalidState(self.state, "reject")
+        self._write(reject_response(status, reason, headers))
+        self._reader = None
+        self.failure = None
+        self._transition("handshake refused")
+        self._events.append(ev.Closed(1006, f"handshake refused: {status} {reason}"))
+
+
+class ClientProtocol(EventProtocol):
+    """The client side, from the first byte of the request.
+
+    The request is ready in ``data_to_send()`` at once. The response gives an
+    :class:`~wsframe.sansio.events.Accepted` event; a refused or invalid response
+    raises :class:`~wsframe.errors.InvalidResponse` from ``receive_data``, and
+    an oversized head or an EOF before the response raises its base class,
+    :class:`~wsframe.errors.InvalidHandshake`.
+    """
+
+    __slots__ = ("_reader", "_key", "_subprotocols", "_settings", "subprotocol", "response")
+
+    def __init__(self, host: str, target: str = "/", *, subprotocols: Sequence[str] = (),
+                 origin: Optional[str] = None, headers: Iterable[tuple[str, str]] = (),
+                 limits: Limits = DEFAULT_LIMITS,
+                 deflate: Optional[DeflateSettings] = DeflateSettings(),
+                 max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
+        super().__init__(True, limits=limits, state=CONNECTING)
+        self._reader: Optional[HeadReader] = HeadReader(max_head_size)
+        self._key = generate_key()
+        self._subprotocols = tuple(subprotocols)
+        self._settings = deflate
+        self.subprotocol: Optional[str] = None
+        self.response = None
+        offer = client_offer(deflate) if deflate is not None else None
+        self._write(client_request(host, target, self._key, subprotocols=subprotocols,
+                                   extensions=offer, origin=origin, headers=headers))
+
+    def receive_data(self, data) -> None:
+        if self.state is not CONNECTING:
+            return super().receive_data(data)
+        try:
+            head = self._reader.feed(data)
+        except HeadTooLarge as exc:
+            self._refused()
+            raise InvalidHandshake(f"response head too large: {exc}") from None
+        if head is None:
+            return
+        try:
+            self.response = read_response(head)
+            accepted = check_response(
+                self.response, self._key, subprotocols=self._subprotocols,
+                extensions=["permessage-deflate"] if self._settings is not None else [])
+            if self._settings is not None:
+                self.deflate = client_accept(accepted.extensions, self._settings)
+        except InvalidHandshake:
+            self._refused()
+            raise
+        rest = self._reader.rest
+        self._reader = None
+        self.subprotocol = accepted.subprotocol
+        self._transition("handshake accepted")
+        self._start_parser()
+        value = self.response.headers.get("Sec-WebSocket-Extensions", "")
+        self._events.append(ev.Accepted(accepted.subprotocol, value, accepted.headers))
+        if rest:
+            super().receive_data(rest)
+
+    def _refused(self) -> None:
+        self._reader = None
+        self._transition("handshake refused")
+
+    def receive_eof(self) -> None:
+        if self.state is CONNECTING:
+            self._refused()
+            raise InvalidHandshake("connection closed during the opening handshake")
+        super().receive_eof()
+

@@ -1,0 +1,288 @@
+"""Rooms: named sets of connections, and broadcasts encoded once.
+
+A broadcast builds the server frame **once** and hands the same ``bytes``
+object to every member (server frames are unmasked, §5.1). Members that
+agreed on permessage-deflate without server context takeover share one
+compressed frame too (one per window size, usually one in all); a member
+whose agreement keeps context is compressed for separately, because its
+compressor's window is its own.
+
+The first broadcast of a loop turn goes out at once, one ``write`` per
+member from a compiled loop (``write_each``): the last member of a room of
+10,000 is not kept waiting by Python work for the others. Further
+broadcasts in the same turn are batched by the room and written at the end
+of the turn, joined, with one ``write`` per member: a burst of N messages
+costs O(N + members), not O(N x members). Order per member is kept: a
+direct send to a member while a batch is pending first gives that member
+the batch (:meth:`Room._catch_up`).
+
+A connection leaves its rooms automatically when it closes.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional, Union
+
+import errno
+
+from wsframe import codec
+from wsframe.loop.backpressure import SendStatus
+from wsframe.codec.frames import OP_BINARY, OP_TEXT, RSV1
+from wsframe.loop.eventloop import write_each
+from wsframe.sansio.protocol import State
+
+
+__all__ = ["Room", "Rooms", "BroadcastResult"]
+
+
+class BroadcastResult:
+    """How a broadcast went: members reached, and those skipped by backpressure."""
+
+    __slots__ = ("delivered", "dropped", "blocked", "closed")
+
+    def __init__(self) -> None:
+        self.delivered = self.dropped = self.blocked = self.closed = 0
+
+    def count(self, status: SendStatus) -> None:
+        if status is SendStatus.OK:
+            self.delivered += 1
+        elif status is SendStatus.DROPPED:
+            self.dropped += 1
+        elif status is SendStatus.BLOCKED:
+            self.blocked += 1
+        else:
+            self.closed += 1
+
+    def __repr__(self) -> str:
+        return (f"BroadcastResult(delivered={self.delivered}, dropped={self.dropped}, "
+                f"blocked={self.blocked}, closed={self.closed})")
+
+
+class Room:
+    """A named set of connections."""
+
+    __slots__ = ("name", "members", "_rooms", "_turn", "_batch", "_caught_up", "_policy",
+                 "_groups")
+
+    def __init__(self, name: str, rooms: Optional["Rooms"] = None) -> None:
+        self.name = name
+        self.members: set["ServerConnection"] = set()
+        self._rooms = rooms
+        self._turn = -1          # the loop turn of the last broadcast written at once
+        self._batch = None       # later broadcasts of that turn, written at its end
+        self._caught_up = None   # member -> how much of the batch it got early (direct sends)
+        self._policy = "drop"
+        self._groups = None      # members by frame group, for broadcasts (see _grouped)
+
+    def join(self, conn: "ServerConnection") -> None:
+        """Add ``conn`` (it leaves again by itself when it closes)."""
+        if conn in self.members:
+            return
+        self.members.add(conn)
+        self._groups = None
+        conn._add_room(self)
+
+    def leave(self, conn: "ServerConnection") -> None:
+        self._discard(conn)
+        conn._remove_room(self)
+
+    def _discard(self, conn: "ServerConnection") -> None:
+        self.members.discard(conn)
+        self._groups = None
+        if not self.members and self._rooms is not None:
+            self._rooms._forget(self)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __contains__(self, conn: object) -> bool:
+        return conn in self.members
+
+    def __iter__(self) -> Iterator["ServerConnection"]:
+        return iter(list(self.members))
+
+    def broadcast(self, data: Union[str, bytes], *, text: Optional[bool] = None,
+                  compress: Optional[bool] = None, exclude: Optional["ServerConnection"] = None,
+                  policy: Optional[str] = None) -> BroadcastResult:
+        """Send one message to every member; each frame variant is built once.
+
+        Returns a :class:`BroadcastResult`. Members over their backpressure
+        limit are handled by ``policy`` (``"drop"`` by default for rooms).
+        Later broadcasts of the same loop turn are batched (see the module
+        docstring): they count as delivered to every member, and the policy
+        applies when the batch is written at the end of the turn.
+        """
+        if isinstance(data, str):
+            message = _Message(data.encode(), OP_TEXT, compress)
+        else:
+            message = _Message(data, OP_TEXT if text else OP_BINARY, compress)
+        result = BroadcastResult()
+        if not self.members:
+            return result
+        loop = next(iter(self.members)).loop
+        if exclude is None and (self._batch is not None or self._turn == loop.turn):
+            if self._batch is None:
+                self._batch, self._caught_up = [], {}
+                loop._dirty.append(self)  # loop.flush() calls self._flush() at the turn's end
+            self._batch.append(message)
+            self._policy = policy or "drop"
+            result.delivered = len(self.members)
+            return result
+        self._flush()  # a batch of this turn goes first (a broadcast that excludes someone)
+        self._turn = loop.turn
+        for group, conns in self._grouped().items():
+            if group is _OWN_COMPRESSOR:  # each has its own compressor: its own bytes
+                for conn in conns:
+                    if conn is not exclude:
+                        result.count(conn.send_frame(message.frame_for(conn), policy or "drop"))
+                continue
+            frame = message.frame_for(conns[0])
+            direct, queued = [], []
+            for conn in conns:
+                if conn._out is None and conn._direct_writes:
+                    direct.append(conn)
+                else:
+                    queued.append(conn)
+            if exclude is not None:
+                direct = [c for c in direct if c is not exclude]
+                queued = [c for c in queued if c is not exclude]
+            _write_directly(frame, [c for c in direct if c.state is State.OPEN], result)
+            for conn in queued:
+                result.count(conn.send_frame(frame, policy or "drop"))
+        return result
+
+    def _grouped(self) -> dict:
+        """Members by frame group (see _Message.group), kept until membership changes."""
+        groups = self._groups
+        if groups is None:
+            groups = self._groups = {}
+            for conn in self.members:
+                groups.setdefault(_Message.group(conn), []).append(conn)
+        return groups
+
+    def _flush(self) -> None:
+        """Write this turn's batch: the frames joined, one write per member."""
+        batch, caught_up, policy = self._batch, self._caught_up, self._policy
+        self._batch = self._caught_up = None
+        if not batch:
+            return
+        result = BroadcastResult()
+        for conn, given in caught_up.items():  # had the start of the batch early: the rest
+            if given < len(batch) and conn.state is State.OPEN and conn in self.members:
+                result.count(conn.send_frame(
+                    b"".join(m.frame_for(conn) for m in batch[given:]), policy))
+        for group, conns in self._grouped().items():
+            conns = [c for c in conns if c.state is State.OPEN and c not in caught_up]
+            if not conns:
+                continue
+            if group is _OWN_COMPRESSOR:  # each has its own compressor: its own bytes
+                for conn in conns:
+                    result.count(conn.send_frame(b"".join(m.frame_for(conn) for m in batch), policy))
+                continue
+            data = b"".join(m.frame_for(conns[0]) for m in batch)
+            direct = [c for c in conns if c._out is None and c._direct_writes]
+            for conn in conns:
+                if conn._out is not None or not conn._direct_writes:
+                    result.count(conn.send_frame(data, policy))
+            _write_directly(data, direct, result)
+
+    def _catch_up(self, conn: "ServerConnection") -> None:
+        """``conn`` is about to get a direct send: give it this turn's batch so far (order)."""
+        batch = self._batch
+        given = self._caught_up.get(conn, 0)
+        if given < len(batch):
+            self._caught_up[conn] = len(batch)
+            conn._write(b"".join(m.frame_for(conn) for m in batch[given:]))
+
+    def __repr__(self) -> str:
+        return f"<Room {self.name!r} members={len(self.members)}>"
+
+
+_OWN_COMPRESSOR = object()  # the group of members whose compressor keeps context
+
+
+class _Message:
+    """One broadcast message and its frames, built once per variant."""
+
+    __slots__ = ("payload", "opcode", "compress", "_plain", "_compressed")
+
+    def __init__(self, payload, opcode: int, compress: Optional[bool]) -> None:
+        self.payload = payload
+        self.opcode = opcode
+        self.compress = compress
+        self._plain: Optional[bytes] = None
+        self._compressed: dict = {}
+
+    @staticmethod
+    def group(conn: "ServerConnection"):
+        """Members of one group get the same frames for every message: no compression,
+        or the same (interned) agreement without server context takeover."""
+        agreement = conn.deflate
+        if agreement is None:
+            return None
+        return agreement if agreement.server_no_context_takeover else _OWN_COMPRESSOR
+
+    def variant(self, conn: "ServerConnection"):
+        """None: the plain frame; a tuple: a shared compressed frame; the conn: its own."""
+        agreement = conn.deflate
+        if agreement is None or self.compress is False or (
+                not self.compress and len(self.payload) < agreement.threshold):
+            return None
+        if agreement.server_no_context_takeover:
+            return (agreement.server_max_window_bits, agreement.mem_level, agreement.level)
+        return conn  # context takeover: its compressor's window is its own
+
+    def frame_for(self, conn: "ServerConnection") -> bytes:
+        variant = self.variant(conn)
+        if variant is None:
+            if self._plain is None:
+                self._plain = codec.server_frame(self.opcode, self.payload)
+            return self._plain
+        if variant is conn:
+            return conn.encode(self.payload, self.opcode, self.compress)
+        frame = self._compressed.get(variant)
+        if frame is None:
+            frame = self._compressed[variant] = codec.server_frame(
+                self.opcode, conn._compress(self.payload), rsv=RSV1)
+        return frame
+
+
+def _write_directly(frame: bytes, conns: list, result: BroadcastResult) -> None:
+    """One ``write`` per member now; queue what a kernel did not take."""
+    result.delivered += len(conns)
+    for index, sent in write_each([conn.fd for conn in conns], frame):
+        conn = conns[index]
+        if sent >= 0 or sent in (-errno.EAGAIN, -errno.EWOULDBLOCK):
+            conn._queue_rest(frame, max(sent, 0))
+        else:  # the peer is gone
+            result.delivered -= 1
+            result.closed += 1
+            conn._broken()
+
+
+class Rooms:
+    """The rooms of one server process, created on first join, dropped when empty."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, Room] = {}
+
+    def get_or_create(self, name: str) -> Room:
+        """The room called ``name`` (created empty if needed)."""
+        room = self._rooms.get(name)
+        if room is None:
+            room = self._rooms[name] = Room(name, self)
+        return room
+
+    def get(self, name: str) -> Optional[Room]:
+        """The room if it exists, else ``None`` (creates nothing; rooms are dropped
+        when their last member leaves)."""
+        return self._rooms.get(name)
+
+    def _forget(self, room: Room) -> None:
+        if self._rooms.get(room.name) is room:
+            del self._rooms[room.name]
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def __iter__(self) -> Iterator[Room]:
+        return iter(list(self._rooms.values()))
