@@ -32,13 +32,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
-from wsframe.loop.backpressure import SendStatus
-from wsframe.errors import InvalidHandshake, PeerTimeout
-from wsframe.codec.handshake import check_response, client_request, generate_key, read_response
-from wsframe.codec.http import DEFAULT_MAX_HEAD_SIZE, HeadReader, HeadTooLarge
 from wsframe.client.blocking import parse_url
+from wsframe.codec.permessage_deflate import DeflateSettings
+from wsframe.errors import InvalidHandshake, PeerTimeout
+from wsframe.loop.backpressure import SendStatus
 from wsframe.loop.eventloop import FdStream, Loop, TimerHandle
-from wsframe.codec.permessage_deflate import DeflateSettings, client_accept, client_offer
+from wsframe.sansio.handshake import ClientHandshake
 from wsframe.sansio.protocol import CONNECTING, OPEN, Limits, Protocol
 
 __all__ = ["Backoff", "ReconnectingClient", "ClientConnection"]
@@ -66,7 +65,7 @@ class ClientConnection(FdStream, Protocol):
     """One client connection on the loop (TCP connect, handshake, then frames)."""
 
     __slots__ = ("fd", "loop", "owner", "_out", "_out_size", "_seen", "_mark", "_io",
-                 "_head", "_key", "_tcp_pending")
+                 "_head", "_tcp_pending")
 
     def __init__(self, owner: "ReconnectingClient", fd: int) -> None:
         Protocol.__init__(self, True, limits=owner.limits, state=CONNECTING)
@@ -78,8 +77,9 @@ class ClientConnection(FdStream, Protocol):
         self._seen = self.loop.tick
         self._mark = None           # True while a heartbeat ping awaits its Pong
         self._io = 0
-        self._head = HeadReader(DEFAULT_MAX_HEAD_SIZE)
-        self._key = generate_key()
+        self._head: Optional[ClientHandshake] = ClientHandshake(
+            owner.url.host_header, owner.url.target, subprotocols=owner.subprotocols,
+            origin=owner.origin, headers=owner.headers, compression=owner.compression)
         self._tcp_pending = True
 
     def _on_writable(self) -> None:
@@ -102,36 +102,26 @@ class ClientConnection(FdStream, Protocol):
 
     def _start_session(self) -> None:
         """TCP is up (and TLS, if any): send the upgrade request (§4.1)."""
-        owner = self.owner
-        offer = client_offer(owner.compression) if owner.compression is not None else None
-        self._write(client_request(owner.url.host_header, owner.url.target, self._key,
-                                   subprotocols=owner.subprotocols, extensions=offer,
-                                   origin=owner.origin, headers=owner.headers))
+        self._write(self._head.request)
 
     def _handshake_data(self, data) -> None:
         """The server's response head, then (OPEN) frames go to Protocol.receive_data."""
         try:
-            head = self._head.feed(data)
-            if head is None:
-                return
-            rest = self._head.rest
-            response = read_response(head)
-            accepted = check_response(
-                response, self._key, subprotocols=self.owner.subprotocols,
-                extensions=["permessage-deflate"] if self.owner.compression else [])
-            if self.owner.compression is not None:
-                self.deflate = client_accept(accepted.extensions, self.owner.compression)
-        except (InvalidHandshake, HeadTooLarge) as exc:
+            accepted = self._head.read(data)
+        except InvalidHandshake as exc:
             self._head = None
             self._transition("handshake refused")
             self.owner._failed(str(exc), getattr(exc, "status", None))
             return self._close_fd()
+        if accepted is None:
+            return
         self._head = None
+        self.deflate = accepted.agreement
         self._transition("handshake accepted")
         self._start_parser()
         self.owner._opened(self, accepted.subprotocol)
-        if rest and self.state is OPEN:
-            Protocol.receive_data(self, rest)
+        if accepted.rest and self.state is OPEN:
+            Protocol.receive_data(self, accepted.rest)
 
     def _on_message(self, data: bytes, is_text: bool) -> None:
         self.owner._message(data.decode() if is_text else data)

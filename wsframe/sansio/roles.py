@@ -24,16 +24,12 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Sequence
 
-from wsframe.sansio import events as ev
+from wsframe.codec.http import DEFAULT_MAX_HEAD_SIZE, Request
+from wsframe.codec.handshake import check_upgrade_request, reject_response
+from wsframe.codec.permessage_deflate import DeflateSettings
 from wsframe.errors import InvalidHandshake, InvalidRequest, InvalidState
-from wsframe.codec.handshake import (
-    accept_response, check_response, check_upgrade_request, client_request, generate_key,
-    read_request, read_response, reject_response,
-)
-from wsframe.codec.http import DEFAULT_MAX_HEAD_SIZE, HeadReader, HeadTooLarge, Request
-from wsframe.codec.permessage_deflate import (
-    DeflateSettings, client_accept, client_offer, server_negotiate,
-)
+from wsframe.sansio import events as ev
+from wsframe.sansio.handshake import ClientHandshake, ServerHandshake, accept_upgrade
 from wsframe.sansio.protocol import CLOSED, CONNECTING, DEFAULT_LIMITS, Limits, Protocol
 
 __all__ = ["EventProtocol", "ServerProtocol", "ClientProtocol"]
@@ -114,7 +110,7 @@ class ServerProtocol(EventProtocol):
                  deflate: Optional[DeflateSettings] = DeflateSettings(),
                  max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
         super().__init__(False, limits=limits, state=CONNECTING)
-        self._reader: Optional[HeadReader] = HeadReader(max_head_size)
+        self._reader: Optional[ServerHandshake] = ServerHandshake(max_head_size)
         self._offer = None
         self._pending = b""
         self._settings = deflate
@@ -127,13 +123,11 @@ class ServerProtocol(EventProtocol):
         if self._reader is None:  # waiting for accept() / reject()
             raise InvalidState(self.state, "receive data before answering the request")
         try:
-            head = self._reader.feed(data)
-            if head is None:
+            request = self._reader.read(data)
+            if request is None:
                 return
-            self.request = read_request(head)
-            self._offer = check_upgrade_request(self.request)
-        except HeadTooLarge as exc:
-            return self.reject(431, str(exc))
+            self.request = request
+            self._offer = check_upgrade_request(request)
         except InvalidRequest as exc:
             return self.reject(exc.status, exc.reason, exc.headers)
         self._pending = self._reader.rest  # a client may send frames right after its head
@@ -147,13 +141,9 @@ class ServerProtocol(EventProtocol):
             raise InvalidState(self.state, "accept")
         if subprotocol is not None and subprotocol not in self._offer.subprotocols:
             raise InvalidHandshake(f"subprotocol {subprotocol!r} was not offered")
-        extensions = None
-        if self._settings is not None:
-            negotiated = server_negotiate(self._offer.extensions, self._settings)
-            if negotiated is not None:
-                extensions, self.deflate = negotiated
-        self._write(accept_response(self._offer.key, subprotocol=subprotocol,
-                                    extensions=extensions, headers=headers))
+        response, self.deflate = accept_upgrade(self._offer, subprotocol=subprotocol,
+                                                compression=self._settings, headers=headers)
+        self._write(response)
         self.subprotocol = subprotocol
         self._offer = None
         self.request = None  # handed out in RequestReceived; not kept (memory per connection)
@@ -184,7 +174,7 @@ class ClientProtocol(EventProtocol):
     :class:`~wsframe.errors.InvalidHandshake`.
     """
 
-    __slots__ = ("_reader", "_key", "_subprotocols", "_settings", "subprotocol", "response")
+    __slots__ = ("_handshake", "subprotocol", "response")
 
     def __init__(self, host: str, target: str = "/", *, subprotocols: Sequence[str] = (),
                  origin: Optional[str] = None, headers: Iterable[tuple[str, str]] = (),
@@ -192,48 +182,36 @@ class ClientProtocol(EventProtocol):
                  deflate: Optional[DeflateSettings] = DeflateSettings(),
                  max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
         super().__init__(True, limits=limits, state=CONNECTING)
-        self._reader: Optional[HeadReader] = HeadReader(max_head_size)
-        self._key = generate_key()
-        self._subprotocols = tuple(subprotocols)
-        self._settings = deflate
+        self._handshake: Optional[ClientHandshake] = ClientHandshake(
+            host, target, subprotocols=subprotocols, origin=origin, headers=headers,
+            compression=deflate, max_head_size=max_head_size)
         self.subprotocol: Optional[str] = None
         self.response = None
-        offer = client_offer(deflate) if deflate is not None else None
-        self._write(client_request(host, target, self._key, subprotocols=subprotocols,
-                                   extensions=offer, origin=origin, headers=headers))
+        self._write(self._handshake.request)
 
     def receive_data(self, data) -> None:
         if self.state is not CONNECTING:
             return super().receive_data(data)
         try:
-            head = self._reader.feed(data)
-        except HeadTooLarge as exc:
-            self._refused()
-            raise InvalidHandshake(f"response head too large: {exc}") from None
-        if head is None:
-            return
-        try:
-            self.response = read_response(head)
-            accepted = check_response(
-                self.response, self._key, subprotocols=self._subprotocols,
-                extensions=["permessage-deflate"] if self._settings is not None else [])
-            if self._settings is not None:
-                self.deflate = client_accept(accepted.extensions, self._settings)
+            accepted = self._handshake.read(data)
         except InvalidHandshake:
             self._refused()
             raise
-        rest = self._reader.rest
-        self._reader = None
+        if accepted is None:
+            return
+        self._handshake = None
+        self.response = accepted.response
         self.subprotocol = accepted.subprotocol
+        self.deflate = accepted.agreement
         self._transition("handshake accepted")
         self._start_parser()
-        value = self.response.headers.get("Sec-WebSocket-Extensions", "")
-        self._events.append(ev.Accepted(accepted.subprotocol, value, accepted.headers))
-        if rest:
-            super().receive_data(rest)
+        self._events.append(ev.Accepted(accepted.subprotocol, accepted.extensions,
+                                        accepted.response.headers))
+        if accepted.rest:
+            super().receive_data(accepted.rest)
 
     def _refused(self) -> None:
-        self._reader = None
+        self._handshake = None
         self._transition("handshake refused")
 
     def receive_eof(self) -> None:
@@ -241,4 +219,3 @@ class ClientProtocol(EventProtocol):
             self._refused()
             raise InvalidHandshake("connection closed during the opening handshake")
         super().receive_eof()
-

@@ -13,10 +13,11 @@ from typing import Optional, Sequence, Union
 
 from wsframe.codec import server_frame
 from wsframe.codec.frames import OP_BINARY, OP_TEXT, server_frame_header
-from wsframe.codec.http import HeadReader, Request
+from wsframe.codec.http import Request
 from wsframe.errors import InvalidState, PolicyViolation
 from wsframe.loop.backpressure import SendStatus
 from wsframe.loop.eventloop import IO_WANT_DRAIN, FdStream
+from wsframe.sansio.handshake import ServerHandshake
 from wsframe.sansio.protocol import CONNECTING, OPEN, Protocol
 from wsframe.server.rooms import Room
 
@@ -86,7 +87,7 @@ class ServerConnection(FdStream, Protocol):
         self._seen = self.loop.tick  # tick of the last bytes received
         self._mark = self.loop.tick  # tick a timer started: accept, ping, close
         self._io = 0
-        self._head: Optional[HeadReader] = HeadReader(server.settings.max_head_size)
+        self._head: Optional[ServerHandshake] = ServerHandshake(server.settings.max_head_size)
         self._text = None           # (str, its UTF-8 bytes) of the message being handled
 
     # ---- receiving ----------------------------------------------------------------

@@ -33,15 +33,14 @@ import ssl as ssl_module
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-from wsframe.codec.handshake import (
-    accept_response, check_upgrade_request, is_upgrade_request, read_request, reject_response,
-)
-from wsframe.codec.http import DEFAULT_MAX_HEAD_SIZE, HeadTooLarge, Request, build_response
-from wsframe.codec.permessage_deflate import DeflateSettings, server_negotiate
+from wsframe.codec.handshake import check_upgrade_request, is_upgrade_request, reject_response
+from wsframe.codec.http import DEFAULT_MAX_HEAD_SIZE, Request, build_response
+from wsframe.codec.permessage_deflate import DeflateSettings
 from wsframe.errors import InvalidRequest, PeerTimeout
 from wsframe.loop.backpressure import Backpressure
 from wsframe.loop.eventloop import Loop, fd_limits, raise_fd_limit, tune_malloc
 from wsframe.loop.tls import TlsState, tls_class
+from wsframe.sansio.handshake import accept_upgrade
 from wsframe.sansio.protocol import CONNECTING, OPEN, Limits, Protocol
 from wsframe.server.connection import Endpoint, ServerConnection
 from wsframe.server.listener import Listener
@@ -262,14 +261,10 @@ class Server:
     def _handshake(self, conn: ServerConnection, data) -> None:
         """Read the request head; answer HTTP, refuse, or upgrade."""
         try:
-            head = conn._head.feed(data)
-            if head is None:
-                why = conn._head.bad_start()
-                if why is not None:
-                    raise InvalidRequest(400, why)
+            request = conn._head.read(data)
+            if request is None:
                 return
             rest = conn._head.rest
-            request = read_request(head)
             if not is_upgrade_request(request):
                 return self._answer_http(conn, request)
             match = self.routes.match(request.path)
@@ -279,20 +274,15 @@ class Server:
             offer = check_upgrade_request(request)
             endpoint.on_upgrade(request, params)
             subprotocol = endpoint.select_subprotocol(offer.subprotocols)
-        except HeadTooLarge as exc:
-            return self._refuse(conn, 431, str(exc))
         except InvalidRequest as exc:
             return self._refuse(conn, exc.status, exc.reason, exc.headers)
         except Exception:  # a bug in an upgrade hook: answer 500, keep serving
             log.exception("upgrade hook failed for %s", conn)
             self.stats.handler_errors += 1
             return self._refuse(conn, 500, "internal error")
-        extensions = None
-        if self.settings.compression is not None:
-            negotiated = server_negotiate(offer.extensions, self.settings.compression)
-            if negotiated is not None:
-                extensions, conn.deflate = negotiated
-        conn._write(accept_response(offer.key, subprotocol=subprotocol, extensions=extensions))
+        response, conn.deflate = accept_upgrade(offer, subprotocol=subprotocol,
+                                                compression=self.settings.compression)
+        conn._write(response)
         conn._head = None
         conn.endpoint = endpoint
         conn._transition("handshake accepted")
