@@ -17,7 +17,7 @@ from wsframe.errors import (
     WebSocketError,
 )
 
-from wsframe.loop.backpressure import Backpressure, SendStatus
+from wsframe.loop.backpressure import Backpressure, Policy, SendStatus
 from wsframe.loop.eventloop import Loop
 from wsframe.codec.permessage_deflate import DeflateSettings
 from wsframe.sansio.protocol import Limits
@@ -38,6 +38,7 @@ __all__ = [
     "Limits",
     "DeflateSettings",
     "Backpressure",
+    "Policy",
     "SendStatus",
     "Loop",
     "ReconnectingClient",

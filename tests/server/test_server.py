@@ -11,12 +11,13 @@ from websockets.sync.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WsClosed, InvalidStatus
 
 from wsframe.server.apps import install_builtin_app
-from wsframe.loop.backpressure import Backpressure, SendStatus
+from wsframe.loop.backpressure import Backpressure, Policy, SendStatus
 from wsframe.client.blocking import connect
 from wsframe.errors import InvalidRequest, InvalidResponse
-from wsframe.codec.frames import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
+from wsframe.codec.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, parse_frames
+from wsframe.loop.eventloop import Loop
 from wsframe.sansio.protocol import OPEN, Limits
-from wsframe.server.server import Endpoint, Heartbeat
+from wsframe.server.server import Endpoint, Heartbeat, Server
 
 from tests.helpers import RawPeer, call_in_loop, running_server, wait_for
 
@@ -199,7 +200,7 @@ class Flood(Endpoint):
         self.drained.set()
 
 
-@pytest.mark.parametrize("policy", ["drop", "wait", "close"])
+@pytest.mark.parametrize("policy", list(Policy), ids=lambda p: p.value)
 def test_slow_consumer_policies(policy):
     flood = Flood(policy)
     with running_server(lambda s: s.route("/", flood),
@@ -207,20 +208,20 @@ def test_slow_consumer_policies(policy):
         peer = RawPeer(port, "/")
         peer.send_frame(OP_TEXT, b"go")
         assert wait_for(lambda: flood.statuses and flood.statuses[-1] is not SendStatus.OK)
-        expected = {"drop": SendStatus.DROPPED, "wait": SendStatus.BLOCKED,
-                    "close": SendStatus.CLOSED}[policy]
+        expected = {Policy.DROP: SendStatus.DROPPED, Policy.WAIT: SendStatus.BLOCKED,
+                    Policy.CLOSE: SendStatus.CLOSED}[policy]
         assert flood.statuses[-1] is expected
         queued = call_in_loop(server, lambda: max([c.buffered for c in server.connections] or [0]))
         assert queued <= 256 * 1024 + 65536 + 16  # bounded: the limit plus one message
-        if policy == "drop":
+        if policy is Policy.DROP:
             assert server.stats.dropped == 1
-        if policy == "wait":
+        if policy is Policy.WAIT:
             peer.sock.settimeout(5)
             while not flood.drained.is_set():  # read everything: the queue drains
                 if not peer.sock.recv(1 << 20):
                     break
             assert flood.drained.wait(5)
-        if policy == "close":
+        if policy is Policy.CLOSE:
             assert server.stats.slow_closed == 1
             assert wait_for(lambda: not server.connections)
         peer.close()
@@ -380,3 +381,45 @@ def test_handler_bugs_cost_one_connection_not_the_server():
         assert server.stats.handler_errors == 2
         with ws_connect(f"ws://127.0.0.1:{port}/"):  # still serving
             pass
+
+
+UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def test_slow_consumer_close_abandons_instead_of_corrupting_the_stream():
+    # The queue ends inside a half-written frame when the policy cuts the peer off, and the
+    # kernel has room again (the peer read a little): no Close frame may follow those bytes.
+    server = Server(loop=Loop(), backpressure=Backpressure(max_queue=256 * 1024),
+                    compression=None, heartbeat=None)
+    closed = []
+    server.route("/", type("Sink", (Endpoint,), {
+        "on_close": lambda self, conn, code, reason: closed.append(code)})())
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        conn = server.adopt(ours.detach(), UPGRADE)
+        server.loop.flush()
+        statuses = []
+        while (status := conn.send(b"x" * 65536, policy=Policy.CLOSE)) is SendStatus.OK:
+            statuses.append(status)
+            if conn.buffered > 256 * 1024 - 65536:  # the next send passes the limit:
+                peer.recv(200_000)                   # the peer makes room first
+        assert status is SendStatus.CLOSED and closed == [1008]
+        peer.settimeout(5)
+        data = bytearray()
+        while chunk := peer.recv(1 << 20):
+            data += chunk
+        assert data and b"\x88" not in data  # no Close frame (first byte 0x88) anywhere
+    finally:
+        peer.close()
+        server.loop.close()
+
+
+def test_timeouts_count_in_the_loops_ticks():
+    # Server(loop=Loop(tick_interval=0.5)) must not halve the timeouts (ticks of the loop in use)
+    server = Server(loop=Loop(tick_interval=0.5), handshake_timeout=10.0, close_timeout=3.0)
+    try:
+        assert server._ticks["handshake"] == 20 and server._ticks["close"] == 6
+    finally:
+        server.loop.close()

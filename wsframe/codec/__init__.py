@@ -13,6 +13,7 @@ decides the path for the whole process:
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 from wsframe.codec import deflate as _deflate
@@ -23,7 +24,7 @@ from wsframe.codec import utf8 as _utf8
 __all__ = [
     "apply_mask", "mask_inplace", "Utf8Validator", "validate_utf8",
     "FrameParser", "build_frame", "server_frame", "client_frame",
-    "Deflater", "Inflater", "speedups_enabled", "SPEEDUPS_DISABLED_BY_ENV",
+    "Deflater", "Inflater", "speedups_enabled", "compiled_module", "SPEEDUPS_DISABLED_BY_ENV",
 ]
 
 SPEEDUPS_DISABLED_BY_ENV = os.environ.get("WSFRAME_NO_EXTENSIONS", "") not in ("", "0")
@@ -64,6 +65,20 @@ else:
     client_frame = _frames.client_frame
     Deflater = _deflate.Deflater
     Inflater = _deflate.Inflater
+
+
+def compiled_module(name: str):
+    """The compiled module ``wsframe._compiled.<name>``, or None on the pure path.
+
+    Layers above the codec with a compiled twin of their own (the loop's
+    fan-out writer) ask here, so this switch decides for the whole process.
+    """
+    if _compiled is None:
+        return None
+    try:
+        return importlib.import_module(f"wsframe._compiled.{name}")
+    except ImportError:
+        return None
 
 
 def speedups_enabled() -> bool:

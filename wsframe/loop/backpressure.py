@@ -4,13 +4,13 @@ Every server connection has a limit on the bytes queued for it in user
 space. A send that would go over it is handled by a policy, chosen per
 server and overridable per send:
 
-* ``"wait"``: the message is **not** queued and :attr:`SendStatus.BLOCKED`
+* :attr:`Policy.WAIT`: the message is **not** queued and :attr:`SendStatus.BLOCKED`
   comes back; the endpoint's ``on_drain`` runs once the queue has emptied,
   and the sender retries then. Nothing is lost silently.
-* ``"drop"``: the message is skipped for that peer and counted
+* :attr:`Policy.DROP`: the message is skipped for that peer and counted
   (:attr:`SendStatus.DROPPED`): right for live data where the next message
   supersedes this one (a driver's position). Rooms use it by default.
-* ``"close"``: the connection is closed with 1008 and a reason, its queue
+* :attr:`Policy.CLOSE`: the connection is closed with 1008 and a reason, its queue
   discarded (:attr:`SendStatus.CLOSED`).
 
 A message is always accepted when the queue is empty, however large, so
@@ -20,11 +20,17 @@ bounded by ``max_queue`` plus one message.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 
-__all__ = ["SendStatus", "Backpressure", "POLICIES"]
+__all__ = ["SendStatus", "Backpressure", "Policy"]
 
-POLICIES = ("wait", "drop", "close")
+
+class Policy(Enum):
+    """What happens to a send that would take a peer's queue past its limit."""
+
+    WAIT = "wait"    # not queued: BLOCKED, retry after on_drain
+    DROP = "drop"    # skipped for this peer and counted: live data superseded by the next
+    CLOSE = "close"  # the peer is cut off with 1008
 
 
 class SendStatus(IntEnum):
@@ -41,10 +47,10 @@ class Backpressure:
     """The per-connection queue limit and the policy past it."""
 
     max_queue: int = 1 << 20     # per peer, on top of the kernel's socket buffer (MiBs already)
-    policy: str = "close"        # a peer that stops reading is cut off, not buffered for
+    policy: Policy = Policy.CLOSE  # a peer that stops reading is cut off, not buffered for
 
     def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}")
+        if not isinstance(self.policy, Policy):
+            raise TypeError(f"policy must be a Policy, not {self.policy!r}")
         if self.max_queue < 1:
             raise ValueError("max_queue must be positive")

@@ -37,8 +37,9 @@ import time
 from collections import deque
 from typing import Callable, Optional
 
-__all__ = ["Loop", "FdStream", "TimerHandle", "fd_limits", "raise_fd_limit", "tune_malloc",
-           "write_each"]
+from wsframe.loop.backpressure import Policy, SendStatus
+
+__all__ = ["Loop", "FdStream", "TimerHandle", "fd_limits", "raise_fd_limit", "tune_malloc"]
 
 log = logging.getLogger("wsframe.loop")
 
@@ -51,29 +52,6 @@ READ_EVENTS = EPOLLIN | EPOLLERR | EPOLLHUP
 RECEIVE_BUFFER = 256 * 1024   # one per loop: large reads, few syscalls
 MAX_IOVECS = 64               # writev beyond this joins first (IOV_MAX is 1024)
 CORK_LIMIT = 64 * 1024        # write a turn's output once it reaches this: bounded memory, few syscalls
-
-
-def _write_each(fds: list, data) -> list:
-    """``write(fd, data)`` for every fd in order; return ``[(index, result)]`` for the
-    fds not written in full: ``result`` is the bytes written, or ``-errno``."""
-    misses = []
-    size = len(data)
-    for i, fd in enumerate(fds):
-        try:
-            sent = os.write(fd, data)
-        except OSError as exc:
-            sent = -(exc.errno or errno.EIO)
-        if sent != size:
-            misses.append((i, sent))
-    return misses
-
-
-write_each = _write_each
-if os.environ.get("WSFRAME_NO_EXTENSIONS", "") in ("", "0"):
-    try:  # the compiled twin (_speedups/fanout.pyx): no Python per member
-        from wsframe._compiled.fanout import write_each
-    except ImportError:
-        pass
 
 
 def fd_limits() -> tuple[int, int]:
@@ -181,6 +159,7 @@ class Loop:
         self._handlers: dict[int, Callable[[int], None]] = {}  # fd -> callback (listeners...)
         self._writing: set[int] = set()                # fds registered for EPOLLOUT
         self._dirty: list["FdStream"] = []             # streams with corked output
+        self._turn_end: list[Callable[[], None]] = []  # run by flush(), before the streams
         self._rbuf = bytearray(receive_buffer)
         self.rview = memoryview(self._rbuf)
         self.rbufs = [self._rbuf]
@@ -360,8 +339,20 @@ class Loop:
         except Exception:
             log.exception("callback %r failed", callback)
 
+    def at_turn_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once, when this turn's output is flushed (before the
+        streams' own): a room writes the broadcasts it batched during the turn."""
+        self._turn_end.append(callback)
+
     def flush(self) -> None:
         """Write every stream's corked output (one syscall per stream)."""
+        while self._turn_end:
+            callbacks, self._turn_end = self._turn_end, []
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("turn-end callback %r failed", callback)
         dirty = self._dirty
         while dirty:
             self._dirty = []
@@ -454,6 +445,40 @@ class FdStream:
             self._out_size += len(data)
             if self._out_size > CORK_LIMIT and self.fd not in self.loop._writing:
                 self._flush()  # a burst in one turn (a flooded room): write it as it grows
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for the peer (corked until the end of the turn), no questions asked."""
+        self._write(data)
+
+    def offer(self, data: bytes, policy: Policy, max_queue: int) -> SendStatus:
+        """Queue ``data`` unless that takes the queue past ``max_queue``; then ``policy``
+        decides (see :mod:`~wsframe.loop.backpressure`). An empty queue takes any size."""
+        queued = self._out_size
+        if queued and queued + len(data) > max_queue:
+            return self._over_limit(policy, queued)
+        self._write(data)
+        return SendStatus.OK
+
+    @property
+    def buffered(self) -> int:
+        """Bytes queued for the peer in user space."""
+        return self._out_size
+
+    def _over_limit(self, policy: Policy, queued: int) -> SendStatus:
+        """A send would pass the queue limit (hook: a protocol adds its Close frame)."""
+        if policy is Policy.DROP:
+            return SendStatus.DROPPED
+        if policy is Policy.WAIT:
+            self._io |= IO_WANT_DRAIN
+            return SendStatus.BLOCKED
+        self._abandon()
+        return SendStatus.CLOSED
+
+    def _abandon(self) -> None:
+        """Give up on a peer that does not read: close TCP without writing what is queued."""
+        self._out = None
+        self._out_size = 0
+        self._close_fd()
 
     def _queue_rest(self, data: bytes, sent: int) -> None:
         """``data`` went out directly and the kernel took only ``sent`` bytes: queue the rest."""

@@ -392,13 +392,15 @@ class Protocol:
         agreement = self.deflate
         if agreement is not None and compress is not False and (
                 compress or len(payload) >= agreement.threshold):
-            payload = self._compress(payload)
+            payload = self.compress(payload)
             rsv = RSV1
         if self.is_client:
             return codec.client_frame(opcode, payload, rsv=rsv)
         return codec.server_frame(opcode, payload, rsv=rsv)
 
-    def _compress(self, payload) -> bytes:
+    def compress(self, payload) -> bytes:
+        """``payload`` deflated for this connection's sending direction (RFC 7692 §7.2.1):
+        with the process-wide compressor when the agreement has no context takeover."""
         bits, no_takeover = self.deflate.sending(self.is_client)
         agreement = self.deflate
         if no_takeover:
@@ -430,11 +432,15 @@ class Protocol:
         self.close_sent = (code, reason)
         self._transition("close sent")
 
-    def fail(self, error: RemoteProtocolError) -> None:
-        """_Fail the WebSocket Connection_ (§7.1.7): send a Close with the error's code."""
+    def fail(self, error: RemoteProtocolError, *, send_close: bool = True) -> None:
+        """_Fail the WebSocket Connection_ (§7.1.7): send a Close with the error's code.
+
+        ``send_close=False``: the I/O layer will drop TCP without one (it cannot
+        follow a half-written frame); :attr:`close_code` still says why.
+        """
         if self.state is CLOSED:
             return
-        if self.state is OPEN:
+        if self.state is OPEN and send_close:
             reason = error.reason.encode()[:123].decode("utf-8", "ignore")
             self._send_frame(OP_CLOSE, build_close_payload(error.close_code, reason))
             self.close_sent = (error.close_code, reason)

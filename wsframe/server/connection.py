@@ -15,8 +15,8 @@ from wsframe.codec import server_frame
 from wsframe.codec.frames import OP_BINARY, OP_TEXT, server_frame_header
 from wsframe.codec.http import Request
 from wsframe.errors import InvalidState, PolicyViolation
-from wsframe.loop.backpressure import SendStatus
-from wsframe.loop.eventloop import IO_WANT_DRAIN, FdStream
+from wsframe.loop.backpressure import Policy, SendStatus
+from wsframe.loop.eventloop import FdStream
 from wsframe.sansio.handshake import ServerHandshake
 from wsframe.sansio.protocol import CONNECTING, OPEN, Protocol
 from wsframe.server.rooms import Room
@@ -137,7 +137,7 @@ class ServerConnection(FdStream, Protocol):
     # ---- sending ------------------------------------------------------------------
 
     def send(self, data, *, text: Optional[bool] = None, compress: Optional[bool] = None,
-             policy: Optional[str] = None) -> SendStatus:
+             policy: Optional[Policy] = None) -> SendStatus:
         """Send one message (``str``: text, bytes-like: binary); see :mod:`~wsframe.loop.backpressure`."""
         if self.state is not OPEN:
             raise InvalidState(self.state, "send a message")
@@ -162,13 +162,10 @@ class ServerConnection(FdStream, Protocol):
             if self.fd not in self.loop._writing:
                 self.loop._dirty.append(self)
             return SendStatus.OK
-        queued = self._out_size
-        if queued and queued + len(frame) > self.server._max_queue:
-            return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
-        self._write(frame)
-        return SendStatus.OK
+        return self.offer(frame, policy or self.server.settings.backpressure.policy,
+                          self.server._max_queue)
 
-    def _send_split(self, opcode: int, payload, policy: Optional[str]) -> SendStatus:
+    def _send_split(self, opcode: int, payload, policy: Optional[Policy]) -> SendStatus:
         """A large uncompressed message: its header, then the payload object itself."""
         if payload.__class__ is not bytes:
             payload = bytes(payload)  # our own immutable copy of a caller's buffer
@@ -179,15 +176,12 @@ class ServerConnection(FdStream, Protocol):
         self._write(payload)
         return SendStatus.OK
 
-    def send_frame(self, frame: bytes, policy: Optional[str] = None) -> SendStatus:
+    def send_frame(self, frame: bytes, policy: Optional[Policy] = None) -> SendStatus:
         """Queue an already encoded frame (a broadcast), applying the backpressure policy."""
         if self.state is not OPEN:
             return SendStatus.CLOSED
-        queued = self._out_size
-        if queued and queued + len(frame) > self.server._max_queue:
-            return self._over_limit(policy or self.server.settings.backpressure.policy, queued)
-        self._write(frame)
-        return SendStatus.OK
+        return self.offer(frame, policy or self.server.settings.backpressure.policy,
+                          self.server._max_queue)
 
     def _catch_up_rooms(self) -> None:
         """A room batch pending this turn goes out before a direct send (order)."""
@@ -200,30 +194,22 @@ class ServerConnection(FdStream, Protocol):
                 if room._batch:
                     room._catch_up(self)
 
-    def _over_limit(self, policy: str, queued: int) -> SendStatus:
+    def _over_limit(self, policy: Policy, queued: int) -> SendStatus:
         stats = self.server.stats
-        if policy == "drop":
+        if policy is Policy.DROP:
             stats.dropped += 1
-            return SendStatus.DROPPED
-        if policy == "wait":
-            self._io |= IO_WANT_DRAIN
-            return SendStatus.BLOCKED
-        stats.slow_closed += 1
-        self._out = None  # give up on what it did not read: the Close goes out first
-        self._out_size = 0
-        self.fail(PolicyViolation(f"slow consumer: {queued} bytes queued"))
-        self._abort()
-        return SendStatus.CLOSED
+        elif policy is Policy.CLOSE:
+            stats.slow_closed += 1
+            # Abandon rather than close: the queue may end inside a half-written frame,
+            # after which no Close frame can follow (and the peer does not read). on_close
+            # reports 1008; the peer sees TCP end without a closing handshake (1006).
+            self.fail(PolicyViolation(f"slow consumer: {queued} bytes queued"), send_close=False)
+        return FdStream._over_limit(self, policy, queued)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the peer has ``close_timeout`` s to answer."""
         Protocol.close(self, code, reason)
         self._mark = self.loop.tick
-
-    @property
-    def buffered(self) -> int:
-        """Bytes queued for this peer in user space."""
-        return self._out_size
 
     # ---- rooms --------------------------------------------------------------------
 

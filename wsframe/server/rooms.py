@@ -22,39 +22,14 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Union
 
-import errno
-
 from wsframe import codec
-from wsframe.loop.backpressure import SendStatus
 from wsframe.codec.frames import OP_BINARY, OP_TEXT, RSV1
-from wsframe.loop.eventloop import write_each
+from wsframe.loop.backpressure import Policy
+from wsframe.loop.fanout import BroadcastResult, fan_out
 from wsframe.sansio.protocol import State
 
 
 __all__ = ["Room", "Rooms", "BroadcastResult"]
-
-
-class BroadcastResult:
-    """How a broadcast went: members reached, and those skipped by backpressure."""
-
-    __slots__ = ("delivered", "dropped", "blocked", "closed")
-
-    def __init__(self) -> None:
-        self.delivered = self.dropped = self.blocked = self.closed = 0
-
-    def count(self, status: SendStatus) -> None:
-        if status is SendStatus.OK:
-            self.delivered += 1
-        elif status is SendStatus.DROPPED:
-            self.dropped += 1
-        elif status is SendStatus.BLOCKED:
-            self.blocked += 1
-        else:
-            self.closed += 1
-
-    def __repr__(self) -> str:
-        return (f"BroadcastResult(delivered={self.delivered}, dropped={self.dropped}, "
-                f"blocked={self.blocked}, closed={self.closed})")
 
 
 class Room:
@@ -70,7 +45,7 @@ class Room:
         self._turn = -1          # the loop turn of the last broadcast written at once
         self._batch = None       # later broadcasts of that turn, written at its end
         self._caught_up = None   # member -> how much of the batch it got early (direct sends)
-        self._policy = "drop"
+        self._policy = Policy.DROP
         self._groups = None      # members by frame group, for broadcasts (see _grouped)
 
     def join(self, conn: "ServerConnection") -> None:
@@ -102,11 +77,11 @@ class Room:
 
     def broadcast(self, data: Union[str, bytes], *, text: Optional[bool] = None,
                   compress: Optional[bool] = None, exclude: Optional["ServerConnection"] = None,
-                  policy: Optional[str] = None) -> BroadcastResult:
+                  policy: Optional[Policy] = None) -> BroadcastResult:
         """Send one message to every member; each frame variant is built once.
 
         Returns a :class:`BroadcastResult`. Members over their backpressure
-        limit are handled by ``policy`` (``"drop"`` by default for rooms).
+        limit are handled by ``policy`` (:attr:`Policy.DROP` by default for rooms).
         Later broadcasts of the same loop turn are batched (see the module
         docstring): they count as delivered to every member, and the policy
         applies when the batch is written at the end of the turn.
@@ -118,37 +93,32 @@ class Room:
         result = BroadcastResult()
         if not self.members:
             return result
+        policy = policy or Policy.DROP
         loop = next(iter(self.members)).loop
         if exclude is None and (self._batch is not None or self._turn == loop.turn):
             if self._batch is None:
                 self._batch, self._caught_up = [], {}
-                loop._dirty.append(self)  # loop.flush() calls self._flush() at the turn's end
+                loop.at_turn_end(self._flush)
             self._batch.append(message)
-            self._policy = policy or "drop"
+            self._policy = policy
             result.delivered = len(self.members)
             return result
         self._flush()  # a batch of this turn goes first (a broadcast that excludes someone)
         self._turn = loop.turn
+        max_queue = self._max_queue()
         for group, conns in self._grouped().items():
+            conns = [c for c in conns if c.state is State.OPEN and c is not exclude]
+            if not conns:
+                continue
             if group is _OWN_COMPRESSOR:  # each has its own compressor: its own bytes
                 for conn in conns:
-                    if conn is not exclude:
-                        result.count(conn.send_frame(message.frame_for(conn), policy or "drop"))
+                    result.count(conn.offer(message.frame_for(conn), policy, max_queue))
                 continue
-            frame = message.frame_for(conns[0])
-            direct, queued = [], []
-            for conn in conns:
-                if conn._out is None and conn._direct_writes:
-                    direct.append(conn)
-                else:
-                    queued.append(conn)
-            if exclude is not None:
-                direct = [c for c in direct if c is not exclude]
-                queued = [c for c in queued if c is not exclude]
-            _write_directly(frame, [c for c in direct if c.state is State.OPEN], result)
-            for conn in queued:
-                result.count(conn.send_frame(frame, policy or "drop"))
+            fan_out(conns, message.frame_for(conns[0]), policy, max_queue, result)
         return result
+
+    def _max_queue(self) -> int:
+        return next(iter(self.members)).server.settings.backpressure.max_queue
 
     def _grouped(self) -> dict:
         """Members by frame group (see _Message.group), kept until membership changes."""
@@ -165,25 +135,25 @@ class Room:
         self._batch = self._caught_up = None
         if not batch:
             return
+        if not self.members:
+            return
         result = BroadcastResult()
+        max_queue = self._max_queue()
         for conn, given in caught_up.items():  # had the start of the batch early: the rest
             if given < len(batch) and conn.state is State.OPEN and conn in self.members:
-                result.count(conn.send_frame(
-                    b"".join(m.frame_for(conn) for m in batch[given:]), policy))
+                result.count(conn.offer(
+                    b"".join(m.frame_for(conn) for m in batch[given:]), policy, max_queue))
         for group, conns in self._grouped().items():
             conns = [c for c in conns if c.state is State.OPEN and c not in caught_up]
             if not conns:
                 continue
             if group is _OWN_COMPRESSOR:  # each has its own compressor: its own bytes
                 for conn in conns:
-                    result.count(conn.send_frame(b"".join(m.frame_for(conn) for m in batch), policy))
+                    result.count(conn.offer(b"".join(m.frame_for(conn) for m in batch),
+                                            policy, max_queue))
                 continue
-            data = b"".join(m.frame_for(conns[0]) for m in batch)
-            direct = [c for c in conns if c._out is None and c._direct_writes]
-            for conn in conns:
-                if conn._out is not None or not conn._direct_writes:
-                    result.count(conn.send_frame(data, policy))
-            _write_directly(data, direct, result)
+            fan_out(conns, b"".join(m.frame_for(conns[0]) for m in batch), policy, max_queue,
+                    result)
 
     def _catch_up(self, conn: "ServerConnection") -> None:
         """``conn`` is about to get a direct send: give it this turn's batch so far (order)."""
@@ -191,7 +161,7 @@ class Room:
         given = self._caught_up.get(conn, 0)
         if given < len(batch):
             self._caught_up[conn] = len(batch)
-            conn._write(b"".join(m.frame_for(conn) for m in batch[given:]))
+            conn.write(b"".join(m.frame_for(conn) for m in batch[given:]))
 
     def __repr__(self) -> str:
         return f"<Room {self.name!r} members={len(self.members)}>"
@@ -242,21 +212,8 @@ class _Message:
         frame = self._compressed.get(variant)
         if frame is None:
             frame = self._compressed[variant] = codec.server_frame(
-                self.opcode, conn._compress(self.payload), rsv=RSV1)
+                self.opcode, conn.compress(self.payload), rsv=RSV1)
         return frame
-
-
-def _write_directly(frame: bytes, conns: list, result: BroadcastResult) -> None:
-    """One ``write`` per member now; queue what a kernel did not take."""
-    result.delivered += len(conns)
-    for index, sent in write_each([conn.fd for conn in conns], frame):
-        conn = conns[index]
-        if sent >= 0 or sent in (-errno.EAGAIN, -errno.EWOULDBLOCK):
-            conn._queue_rest(frame, max(sent, 0))
-        else:  # the peer is gone
-            result.delivered -= 1
-            result.closed += 1
-            conn._broken()
 
 
 class Rooms:

@@ -121,7 +121,7 @@ def serve_main(args: argparse.Namespace) -> int:
     from wsframe.codec.permessage_deflate import DeflateSettings
     from wsframe.sansio.protocol import Limits
     from wsframe.server.server import Heartbeat, Server
-    from wsframe.loop.backpressure import Backpressure
+    from wsframe.loop.backpressure import Backpressure, Policy
 
     limits = Limits(max_message_size=args.max_message_size,
                     max_frame_size=args.max_frame_size or args.max_message_size,
@@ -135,7 +135,7 @@ def serve_main(args: argparse.Namespace) -> int:
         mem_level=args.deflate_mem_level, level=args.deflate_level,
         threshold=args.compress_threshold)
     server = Server(limits=limits, heartbeat=heartbeat, compression=compression,
-                    backpressure=Backpressure(args.max_queue, args.backpressure),
+                    backpressure=Backpressure(args.max_queue, Policy(args.backpressure)),
                     raise_fd_limit=True, tune_malloc=True)  # a process of its own: both are ours
     install_builtin_app(server)
     if args.demo:
