@@ -65,7 +65,7 @@ class ClientConnection(FdStream, Protocol):
     """One client connection on the loop (TCP connect, handshake, then frames)."""
 
     __slots__ = ("fd", "loop", "owner", "_out", "_out_size", "_seen", "_mark", "_io",
-                 "_head", "_tcp_pending")
+                 "_pong", "_head", "_tcp_pending")
 
     def __init__(self, owner: "ReconnectingClient", fd: int) -> None:
         Protocol.__init__(self, True, limits=owner.limits, state=CONNECTING)
@@ -77,6 +77,7 @@ class ClientConnection(FdStream, Protocol):
         self._seen = self.loop.tick
         self._mark = None           # True while a heartbeat ping awaits its Pong
         self._io = 0
+        self._pong = None
         self._head: Optional[ClientHandshake] = ClientHandshake(
             owner.url.host_header, owner.url.target, subprotocols=owner.subprotocols,
             origin=owner.origin, headers=owner.headers, compression=owner.compression)

@@ -158,6 +158,7 @@ class Loop:
         self.streams: dict[int, "FdStream"] = {}       # fd -> stream
         self._handlers: dict[int, Callable[[int], None]] = {}  # fd -> callback (listeners...)
         self._writing: set[int] = set()                # fds registered for EPOLLOUT
+        self._not_reading: set[int] = set()            # fds whose input is paused (backpressure)
         self._dirty: list["FdStream"] = []             # streams with corked output
         self._turn_end: list[Callable[[], None]] = []  # run by flush(), before the streams
         self._rbuf = bytearray(receive_buffer)
@@ -190,6 +191,7 @@ class Loop:
         fd = stream.fd
         if self.streams.pop(fd, None) is not None:
             self._writing.discard(fd)
+            self._not_reading.discard(fd)
             try:
                 self._poller.unregister(fd)
             except (OSError, KeyError, ValueError):
@@ -203,7 +205,22 @@ class Loop:
             self._writing.add(fd)
         else:
             self._writing.discard(fd)
-        self._poller.modify(fd, READ_EVENTS | (EPOLLOUT if on else 0))
+        self._modify(fd)
+
+    def want_read(self, fd: int, on: bool) -> None:
+        """Resume (or pause) reading a stream's fd: input backpressure."""
+        if on != (fd in self._not_reading):
+            return
+        if on:
+            self._not_reading.discard(fd)
+        else:
+            self._not_reading.add(fd)
+        self._modify(fd)
+
+    def _modify(self, fd: int) -> None:
+        events = (0 if fd in self._not_reading else READ_EVENTS) | (
+            EPOLLOUT if fd in self._writing else 0)
+        self._poller.modify(fd, events)
 
     def add_reader(self, fd: int, callback: Callable[[int], None]) -> None:
         """Call ``callback(fd)`` when ``fd`` is readable (listeners, pipes)."""
@@ -357,7 +374,11 @@ class Loop:
         while dirty:
             self._dirty = []
             for stream in dirty:
-                stream._flush()
+                try:
+                    stream._flush()
+                except Exception:  # a bug must cost one connection, not the server
+                    log.exception("flushing fd %d failed; closing it", stream.fd)
+                    stream._close_fd()
             dirty = self._dirty
 
     def close(self) -> None:
@@ -376,15 +397,20 @@ IO_EOF = 1          # the peer closed its side
 IO_FIN = 2          # we half-closed ours (shutdown(SHUT_WR))
 IO_AFTER_FLUSH = 4  # close TCP once the queued output is written
 IO_WANT_DRAIN = 8   # someone waits for the queue to empty (see _on_drain)
+IO_NOT_READING = 16  # input paused: the peer's output queue is over its high-water mark
+IO_PONG_DUE = 32    # a Ping arrived while over the mark: answer it once drained (§5.5.2)
+
+#: Output queued for a peer beyond which its input is no longer read (see FdStream).
+HIGH_WATER = 1 << 20
 
 
 class FdStream:
     """Mixin: non-blocking I/O on a raw fd for a protocol object.
 
     The class that mixes it in provides the slots ``fd``, ``loop``, ``_out``
-    (``None`` or a list of pending bytes), ``_out_size``, ``_seen``, ``_mark``
-    and ``_io``, and the protocol's ``receive_data`` / ``receive_eof`` /
-    ``close_tcp``. Closing TCP follows RFC 6455 §7.1.1: write what is
+    (``None`` or a list of pending bytes), ``_out_size``, ``_seen``, ``_mark``,
+    ``_io`` and ``_pong``, and the protocol's ``receive_data`` / ``receive_eof`` /
+    ``close_tcp`` / ``_answer_ping`` (it comes before the protocol class). Closing TCP follows RFC 6455 §7.1.1: write what is
     pending, half-close (FIN), read until the peer's FIN (or a timeout, see
     the owner's sweep), then close the fd.
     """
@@ -412,8 +438,32 @@ class FdStream:
             self.receive_data(loop.rview[:n])
             if self.close_tcp:
                 self._finish()
+            elif self._out_size > self._high_water():
+                self._pause_reading()
         else:
             self._eof()
+
+    def _high_water(self) -> int:
+        """Queued output beyond which this peer's input waits (hook: a server's max_queue)."""
+        return HIGH_WATER
+
+    def _pause_reading(self) -> None:
+        """Input backpressure: a peer that does not read what it causes us to send (Pongs
+        to a Ping flood, echoes) is not read either until its queue drains, so it cannot
+        make us buffer without bound. Its heartbeat still runs: a peer that never reads
+        again is dropped by the heartbeat timeout."""
+        if not self._io & IO_NOT_READING and self.fd >= 0:
+            self._io |= IO_NOT_READING
+            self.loop.want_read(self.fd, False)
+
+    def _answer_ping(self, payload: bytes) -> None:
+        """RFC 6455 §5.5.2 lets an endpoint answer only the most recent Ping: over the
+        high-water mark, remember the latest and answer it once the queue has drained."""
+        if self._out_size > self._high_water():
+            self._pong = bytes(payload)
+            self._io |= IO_PONG_DUE
+            return
+        super()._answer_ping(payload)
 
     def _read(self) -> int:
         """Read into the loop's shared buffer: the byte count, 0 at EOF, -1 if nothing yet."""
@@ -526,6 +576,15 @@ class FdStream:
 
     def _drained(self) -> None:
         io = self._io
+        if io & IO_PONG_DUE:
+            self._io &= ~IO_PONG_DUE
+            pong, self._pong = self._pong, None
+            super()._answer_ping(pong)
+            if self._out:  # it did not all go out at once: this runs again when it does
+                return
+        if io & IO_NOT_READING:
+            self._io &= ~IO_NOT_READING
+            self.loop.want_read(self.fd, True)
         if io & IO_AFTER_FLUSH:
             self._io = io & ~IO_AFTER_FLUSH
             self._finish()

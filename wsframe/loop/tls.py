@@ -84,6 +84,8 @@ class TlsStream:
             self.receive_data(plaintext)
         if self.close_tcp:
             self._finish()
+        elif self._out_size > self._high_water():
+            self._pause_reading()
 
     def _write(self, data: bytes) -> None:
         self._plaintext_sent(data)  # this override hides the ones below it: tell them

@@ -186,6 +186,11 @@ class Protocol:
     def _on_pong(self, data: bytes) -> None:
         """A Pong arrived."""
 
+    def _answer_ping(self, payload: bytes) -> None:
+        """§5.5.2: answer a Ping with a Pong carrying the same data (hook: an I/O layer
+        may answer only the most recent of several, as the RFC allows)."""
+        self._send_frame(OP_PONG, payload)
+
     def _on_close(self, code: int, reason: str) -> None:
         """The peer's Close frame arrived (our answer, if due, is already sent)."""
 
@@ -337,7 +342,7 @@ class Protocol:
             raise ProtocolViolation("RSV1 on a control frame (RFC 7692 §6.1)")
         if opcode == OP_PING:
             if self.state is OPEN:
-                self._send_frame(OP_PONG, payload)  # §5.5.2: answer with the same data
+                self._answer_ping(payload)
             self._on_ping(payload)
         elif opcode == OP_PONG:
             self._on_pong(payload)  # §5.5.3: an unsolicited Pong needs no answer

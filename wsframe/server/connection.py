@@ -72,7 +72,7 @@ class ServerConnection(FdStream, Protocol):
     """One server-side connection: protocol state, an fd, and ``data`` for the application."""
 
     __slots__ = ("fd", "loop", "server", "endpoint", "data", "_rooms", "_out", "_out_size",
-                 "_seen", "_mark", "_io", "_head", "_text")
+                 "_seen", "_mark", "_io", "_pong", "_head", "_text")
 
     def __init__(self, server: "Server", fd: int) -> None:
         Protocol.__init__(self, False, limits=server.settings.limits, state=CONNECTING)
@@ -87,6 +87,7 @@ class ServerConnection(FdStream, Protocol):
         self._seen = self.loop.tick  # tick of the last bytes received
         self._mark = self.loop.tick  # tick a timer started: accept, ping, close
         self._io = 0
+        self._pong = None           # the latest Ping's data, while its Pong waits (see FdStream)
         self._head: Optional[ServerHandshake] = ServerHandshake(server.settings.max_head_size)
         self._text = None           # (str, its UTF-8 bytes) of the message being handled
 
@@ -113,6 +114,9 @@ class ServerConnection(FdStream, Protocol):
             self.endpoint.on_fragment(self, data, is_text, first, last)
         except Exception:
             self._handler_failed("on_fragment")
+
+    def _high_water(self) -> int:
+        return self.server._max_queue
 
     def _on_pong(self, data: bytes) -> None:
         if self.state is OPEN:
