@@ -77,7 +77,7 @@ class _Receiver(Protocol):
         pass  # its Pongs and Close frames are not part of what is explained
 
     def _on_fragment(self, data: bytes, is_text: bool, first: bool, last: bool) -> None:
-        self._on_piece(bytes(data), last)
+        self._on_piece(data, last)  # bytes or a bytearray; not copied (only a prefix is kept)
 
 
 class ShadowReceiver:
