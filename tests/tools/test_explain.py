@@ -139,13 +139,13 @@ def test_accept_key_invalid_key():
     ("880203ed", ["invalid close code 1005 (§7.4)", "close 1002", "No Status Received"]),
     ("880203e7", ["invalid close code 999 (§7.4)"]),
     ("880403e8c328", ["close reason is not valid UTF-8", "close 1007"]),
-    ("8102c328", ["text is not valid UTF-8 (§8.1)", "close 1007"]),
-    ("0101e2" + "8001" + "82", ["text message ends inside a UTF-8 sequence (§8.1)", "1007"]),
+    ("8102c328", ["invalid UTF-8 in a text message (§8.1)", "close 1007"]),
+    ("0101e2" + "8001" + "82", ["invalid UTF-8 in a text message (§8.1)", "1007"]),
     ("8105486565", ["incomplete: 2 more bytes needed", "payload has 3 of 5 bytes"]),
     ("81", ["incomplete: at least 1 more byte needed"]),
     ("81fe00", ["incomplete: 5 more bytes needed to complete the frame header"]),
     ("800161", ["continuation frame with no message to continue (§5.4)", "close 1002"]),
-    ("0101618101" + "62", ["new text message inside an unfinished fragmented", "§5.4"]),
+    ("0101618101" + "62", ["new message inside a fragmented one (§5.4)", "§5.4"]),
     ("817e000548656c6c6f", ["length 5 sent in the 16-bit form", "minimal", "§5.2"]),
 ])
 def test_malformed_frames(hex_text, expected):

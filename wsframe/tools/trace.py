@@ -7,11 +7,17 @@ what is wrong with it, each problem with the close code an endpoint would
 fail the connection with. It never raises on bad input: a violation is a
 line of output, and decoding goes on where frame boundaries allow.
 
-The header rules are the codec's own (:func:`~wsframe.codec.frames.parse_header`
-and :func:`~wsframe.codec.frames.check_header`), so the annotations agree with
-what the protocol does; the message-level rules (fragment order §5.4, UTF-8
-§8.1, close payloads §5.5.1 / §7.4, permessage-deflate RFC 7692) are checked
-here as the protocol checks them.
+Every verdict is the protocol's own: each sender's bytes also go, as they
+arrive, to a :class:`~wsframe.tools.shadow.ShadowReceiver` (a sans-IO
+``Protocol`` in the receiving role), and what it fails the connection with
+(header rules §5.1 / §5.2 / §5.5, fragment order §5.4, UTF-8 §8.1, close
+payloads §5.5.1 / §7.4, permessage-deflate RFC 7692) is the problem shown at
+the frame where it failed; the messages it delivers are the ones shown as
+complete. After a failure (or a Close) a fresh shadow judges the next frame,
+so problems in later frames are reported too: see :mod:`wsframe.tools.shadow`
+for what a fresh shadow does and does not know. What is the annotator's own
+is the display: each field, its bits and section, and the note on a
+non-minimal length encoding (§5.2), which wsframe accepts.
 
 :func:`trace_server` / :func:`trace_client` install a connection class that
 prints, per connection, the handshake heads and then every frame received
@@ -25,12 +31,11 @@ import json
 import sys
 from typing import NamedTuple, Optional, TextIO
 
-from wsframe.codec.close import describe_close_code, parse_close_payload
-from wsframe.codec.deflate import Inflater
-from wsframe.errors import InvalidRequest, InvalidResponse, RemoteProtocolError
+from wsframe.codec.close import describe_close_code
+from wsframe.errors import InvalidRequest, InvalidResponse, MessageTooBig, RemoteProtocolError
 from wsframe.codec.frames import (
     OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, OPCODE_NAMES, RSV1, RSV2, RSV3,
-    FrameHeader, check_header, parse_header,
+    FrameHeader, parse_header,
 )
 from wsframe.codec.handshake import (
     accept_key, check_upgrade_request, is_upgrade_request, read_request, read_response,
@@ -38,7 +43,7 @@ from wsframe.codec.handshake import (
 from wsframe.codec.http import HeadReader, HeadTooLarge, HttpSyntaxError, parse_parameterized_list
 from wsframe.codec.masking import apply_mask, rotate_mask
 from wsframe.codec.permessage_deflate import NegotiationError, parse_params
-from wsframe.codec.utf8 import Utf8Validator
+from wsframe.tools.shadow import INFLATE_LIMIT, ShadowReceiver
 
 __all__ = ["Problem", "FrameAnnotator", "InflateParams", "trace_server", "trace_client"]
 
@@ -48,8 +53,6 @@ InflateParams = tuple[int, bool]
 KEEP = 128              # payload bytes kept per frame for display (every control payload fits)
 HEX_PREVIEW = 32        # bytes shown as hex before "... N more bytes"
 COMPACT_PREVIEW = 64    # text bytes shown per frame by a live trace
-INFLATE_LIMIT = 64 << 20  # a message inflating past this is reported, not inflated further
-_NO_LIMIT = 1 << 64     # explain checks protocol rules, not a local frame size limit
 
 _OPCODE_MEANING = {
     OP_CONT: "continues a fragmented message (§5.4)",
@@ -111,6 +114,14 @@ def first_bytes(header: FrameHeader) -> tuple[int, int]:
             (0x80 if header.masked else 0) | length7)
 
 
+def header_bytes(header: FrameHeader) -> bytes:
+    """``header`` as it was on the wire, length encoding and masking key included (§5.2)."""
+    b0, b1 = first_bytes(header)
+    extended = b"" if header.length_bits == 7 else header.length.to_bytes(
+        header.length_bits // 8, "big")
+    return bytes((b0, b1)) + extended + (header.mask or b"")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -119,25 +130,29 @@ def _plural(n: int, word: str) -> str:
 
 
 class _Message:
-    """What one sender's message in progress looks like so far (§5.4)."""
+    """What one sender's message in progress looks like so far, for display (§5.4).
 
-    __slots__ = ("opcode", "frames", "size", "compressed", "wire_size", "validator",
-                 "kept", "failed", "inflater", "closed")
+    Which message a frame belongs to follows the frame headers; whether the
+    frames may come in that order, and the message's bytes (validated,
+    inflated), are the shadow receiver's.
+    """
+
+    __slots__ = ("opcode", "frames", "size", "compressed", "wire_size", "kept", "delivered",
+                 "stopped_at", "closed")
 
     def __init__(self) -> None:
-        self.inflater: Optional[Inflater] = None   # kept across messages (context takeover)
         self.closed = False                        # this sender has sent a Close
         self.reset()
 
     def reset(self) -> None:
         self.opcode = 0             # 0: no message in progress
         self.frames = 0
-        self.size = 0               # message bytes (inflated, when compressed)
+        self.size = 0               # message bytes delivered (inflated, when compressed)
         self.wire_size = 0          # payload bytes as sent
         self.compressed = False
-        self.validator: Optional[Utf8Validator] = None
         self.kept = bytearray()     # the message's first bytes, for display
-        self.failed = False         # inflating failed: stop
+        self.delivered = False      # the shadow receiver delivered all of it
+        self.stopped_at = 0         # the frame where the shadow stopped inside it, if any
 
 
 class _Frame:
@@ -159,7 +174,7 @@ class _Frame:
         self.kept = bytearray()     # unmasked payload, first KEEP bytes
         self.masked_kept = bytearray()
         self.got = 0                # payload bytes read so far
-        self.in_message = False     # a data frame of a well-formed message
+        self.in_message = False     # a data frame of its sender's message in progress
         self.text = False           # ... of a text message
         self.compressed = False     # ... of a compressed message
 
@@ -178,7 +193,12 @@ class FrameAnnotator:
     bits with a label per field; otherwise each frame gets a compact block.
 
     :meth:`feed` and :meth:`finish` return the lines describing what became
-    complete; :attr:`problems` collects every problem found.
+    complete; :attr:`problems` collects every problem found. The protocol
+    judges: each sender's bytes go to its own
+    :class:`~wsframe.tools.shadow.ShadowReceiver`, and a receiver that
+    stopped (a violation, a Close) is replaced by a fresh one at the next
+    frame, so later frames are judged too, by a receiver that knows only
+    whether a fragmented message is in progress.
     """
 
     def __init__(self, *, sender: Optional[str] = None,
@@ -187,7 +207,7 @@ class FrameAnnotator:
         if sender not in (None, "client", "server"):
             raise ValueError("sender must be 'client', 'server' or None")
         self.sender = sender
-        self.inflate: dict[str, InflateParams] = dict(inflate or {})
+        self.inflate = inflate or {}
         self.verbose = verbose
         self.problems: list[Problem] = []
         self.frames = 0             # frames whose header was read
@@ -197,6 +217,18 @@ class FrameAnnotator:
         self._frame: Optional[_Frame] = None
         self._left = 0              # payload bytes of _frame still to come
         self._messages = {"client": _Message(), "server": _Message()}
+
+    @property
+    def inflate(self) -> dict[str, InflateParams]:
+        """Per sender, the :data:`InflateParams` its compressed messages inflate with."""
+        return self._inflate
+
+    @inflate.setter
+    def inflate(self, params: dict[str, InflateParams]) -> None:
+        # Set by a live trace once the handshake agrees on permessage-deflate: the
+        # shadow receivers are made (again) with the new agreement at the next frame.
+        self._inflate = dict(params)
+        self._shadows: dict[str, ShadowReceiver] = {}
 
     # ---- input ----------------------------------------------------------------------
 
@@ -269,58 +301,79 @@ class FrameAnnotator:
         self._left = header.length
         msg = self._messages[sender]
         deflate = sender in self.inflate
-        try:  # the codec's own header rules (§5.1, §5.2, §5.5)
-            check_header(header, require_mask=sender == "client",
-                         allowed_rsv=RSV1 if deflate else 0, max_frame_size=_NO_LIMIT)
-        except RemoteProtocolError as exc:
-            self._add(frame, Problem(exc.reason, exc.close_code))
-            if header.rsv == RSV1 and not deflate:
-                frame.notes.append("if permessage-deflate was negotiated, RSV1 marks a compressed "
-                                   "message (RFC 7692 §6): explain it with --inflate")
+        shadow = self._shadows.get(sender)
+        if shadow is None:
+            shadow = self._shadows[sender] = ShadowReceiver(
+                sender, self.inflate.get(sender), lambda data, last: self._piece(msg, data, last))
+        shadow.frame_boundary(message_in_progress=bool(msg.opcode))
+        opcode = header.opcode
+        if opcode in (OP_CONT, OP_TEXT, OP_BINARY):
+            self._follow_message(frame, msg, deflate)
+        self._judge(frame, header_bytes(header))  # header rules first, then what they start
+        if header.rsv == RSV1 and not deflate:
+            frame.notes.append("if permessage-deflate was negotiated, RSV1 marks a compressed "
+                               "message (RFC 7692 §6): explain it with --inflate")
         minimal = 7 if header.length < 126 else 16 if header.length < 1 << 16 else 64
         if header.length_bits > minimal:
             self._add(frame, Problem(
                 f"length {header.length} sent in the {header.length_bits}-bit form: §5.2 requires "
                 f"the minimal encoding, here {minimal}-bit (wsframe accepts it)"))
-        opcode = header.opcode
-        if deflate and header.rsv & RSV1 and (opcode == OP_CONT or opcode >= OP_CLOSE):
-            where = "a continuation" if opcode == OP_CONT else "a control"
-            self._add(frame, Problem(f"RSV1 on {where} frame (RFC 7692 §6.1)", 1002))
         if msg.closed:
             frame.notes.append(f"a frame after the {sender}'s Close frame: the receiver ignores "
                                "it (§5.5.1)")
-        if opcode in (OP_CONT, OP_TEXT, OP_BINARY):
-            self._sequence(frame, msg, deflate)
         out += self._header_lines(frame)
 
-    def _sequence(self, frame: _Frame, msg: _Message, deflate: bool) -> None:
-        """§5.4: a message is a first frame, continuations, and one FIN=1 at the end."""
+    def _follow_message(self, frame: _Frame, msg: _Message, deflate: bool) -> None:
+        """Which message a data frame belongs to (§5.4), for display: the shadow judges it."""
         header = frame.header
         if header.opcode == OP_CONT:
             if not msg.opcode:
-                self._add(frame, Problem(
-                    "continuation frame with no message to continue (§5.4)", 1002))
                 return
         else:
-            if msg.opcode:
-                self._add(frame, Problem(
-                    f"new {opcode_name(header.opcode)} message inside an unfinished fragmented "
-                    f"{opcode_name(msg.opcode)} message (§5.4)", 1002))
             msg.reset()
             msg.opcode = header.opcode
             msg.compressed = deflate and bool(header.rsv & RSV1)
-            if msg.opcode == OP_TEXT:
-                msg.validator = Utf8Validator()
-            if msg.compressed and msg.inflater is None:
-                msg.inflater = Inflater(self.inflate[frame.sender][0])
         msg.frames += 1
         frame.in_message = True
         frame.text = msg.opcode == OP_TEXT
         frame.compressed = msg.compressed
 
+    def _judge(self, frame: _Frame, data: bytes) -> None:
+        """Give the frame's bytes to its sender's shadow receiver; add what it fails with."""
+        shadow = self._shadows[frame.sender]
+        failure = shadow.feed(data)
+        if failure is not None:
+            self._add(frame, self._verdict(frame, failure))
+        msg = self._messages[frame.sender]
+        if msg.opcode and shadow.stopped and not msg.stopped_at:
+            msg.stopped_at = frame.index  # the message in progress is never delivered
+
+    @staticmethod
+    def _verdict(frame: _Frame, failure: RemoteProtocolError) -> Problem:
+        if isinstance(failure, MessageTooBig):  # explain's inflation cap: not an RFC rule
+            if frame.compressed:
+                return Problem(f"message inflates past {INFLATE_LIMIT >> 20} MiB: not inflated "
+                               "further")
+            return Problem(f"message over {INFLATE_LIMIT >> 20} MiB, explain's limit for a "
+                           "sender that compresses: not followed further")
+        return Problem(failure.reason, failure.close_code)
+
+    def _piece(self, msg: _Message, data: bytes, last: bool) -> None:
+        """A piece of a message, delivered by the shadow receiver (validated, inflated)."""
+        if msg.stopped_at:
+            return  # the rest of a message whose receiver stopped (see frame_boundary)
+        room = KEEP - len(msg.kept)
+        if room > 0:
+            msg.kept += data[:room]
+        msg.size += len(data)
+        if last:
+            msg.delivered = True
+            self.messages += 1
+
     def _payload(self, chunk: bytes) -> None:
         frame = self._frame
         header = frame.header
+        self._judge(frame, chunk)
         if header.masked:  # §5.3: octet i XOR key octet (i mod 4)
             room = KEEP - len(frame.masked_kept)
             if room > 0:
@@ -332,39 +385,7 @@ class FrameAnnotator:
         frame.got += len(chunk)
         self._left -= len(chunk)
         if frame.in_message:
-            self._message_data(frame, chunk)
-
-    def _message_data(self, frame: _Frame, chunk: bytes) -> None:
-        msg = self._messages[frame.sender]
-        msg.wire_size += len(chunk)
-        if not msg.compressed:
-            return self._message_bytes(frame, msg, chunk)
-        if msg.failed or not chunk:
-            return
-        try:
-            data = msg.inflater.decompress(chunk, INFLATE_LIMIT - msg.size)
-        except RemoteProtocolError as exc:
-            return self._inflate_failed(frame, msg, exc)
-        self._message_bytes(frame, msg, data)
-
-    def _inflate_failed(self, frame: _Frame, msg: _Message, exc: RemoteProtocolError) -> None:
-        msg.failed = True
-        text = exc.reason
-        if exc.close_code == 1009:
-            text = f"message inflates past {INFLATE_LIMIT >> 20} MiB: not inflated further"
-        self._add(frame, Problem(text, exc.close_code if exc.close_code != 1009 else None))
-
-    def _message_bytes(self, frame: _Frame, msg: _Message, data: bytes) -> None:
-        if msg.validator is not None:  # §8.1: fail fast, at the byte that breaks UTF-8
-            bad = msg.validator.feed(data)
-            if bad >= 0:
-                msg.validator = None
-                self._add(frame, Problem(f"text is not valid UTF-8 (§8.1): byte {msg.size + bad} "
-                                         f"of the message, 0x{data[bad]:02x}", 1007))
-        room = KEEP - len(msg.kept)
-        if room > 0:
-            msg.kept += data[:room]
-        msg.size += len(data)
+            self._messages[frame.sender].wire_size += len(chunk)
 
     def _add(self, frame: _Frame, problem: Problem) -> None:
         frame.problems.append(problem)
@@ -386,38 +407,24 @@ class FrameAnnotator:
         msg = self._messages[frame.sender]
         if header.opcode == OP_CLOSE:
             msg.closed = True
-            self._close_payload(frame)
         message_lines: list[str] = []
         if frame.in_message and header.fin:
             message_lines = self._end_message(frame, msg)
         out += self._payload_lines(frame) + self._problem_lines(frame) + message_lines
 
-    def _close_payload(self, frame: _Frame) -> None:
-        try:
-            parse_close_payload(bytes(frame.kept))
-        except RemoteProtocolError as exc:
-            self._add(frame, Problem(exc.reason, exc.close_code))
-
     def _end_message(self, frame: _Frame, msg: _Message) -> list[str]:
-        """The FIN=1 frame of a message has ended: inflate the rest, finish UTF-8."""
-        if msg.compressed and not msg.failed:
-            try:  # RFC 7692 §7.2.2: append 00 00 ff ff, inflate
-                no_takeover = self.inflate[frame.sender][1]
-                tail = msg.inflater.finish(INFLATE_LIMIT - msg.size, reset=no_takeover)
-            except RemoteProtocolError as exc:
-                self._inflate_failed(frame, msg, exc)
-            else:
-                self._message_bytes(frame, msg, tail)
-        if msg.validator is not None and not msg.validator.finish():
-            self._add(frame, Problem("text message ends inside a UTF-8 sequence (§8.1)", 1007))
-        self.messages += 1
+        """The FIN=1 frame of a message has ended: what its receiver made of it."""
         lines = []
-        if msg.frames > 1 or msg.compressed:
-            lines = self._message_lines(msg)
+        whole = msg.frames > 1 or msg.compressed  # worth a line of its own
+        if msg.delivered:
+            if whole:
+                lines = self._message_lines(msg)
+        elif whole or msg.stopped_at != frame.index:
+            lines = [f"  message not delivered: its receiver stopped reading at frame "
+                     f"{msg.stopped_at}"]
         closed = msg.closed
-        inflater = msg.inflater
         msg.reset()
-        msg.closed, msg.inflater = closed, inflater
+        msg.closed = closed
         return lines
 
     # ---- output ---------------------------------------------------------------------
@@ -568,9 +575,7 @@ class FrameAnnotator:
         if msg.compressed:
             how += (f", inflated from {msg.wire_size} to {msg.size} bytes after appending "
                     "00 00 ff ff (RFC 7692 §7.2.2)")
-        if msg.failed:
-            body = "(could not be inflated)"
-        elif msg.opcode == OP_TEXT:
+        if msg.opcode == OP_TEXT:
             body = quote_text(kept, msg.size, KEEP if self.verbose else COMPACT_PREVIEW)
         else:
             body = hex_bytes(kept, msg.size, HEX_PREVIEW if self.verbose else 16)
