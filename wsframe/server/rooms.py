@@ -86,10 +86,7 @@ class Room:
         docstring): they count as delivered to every member, and the policy
         applies when the batch is written at the end of the turn.
         """
-        if isinstance(data, str):
-            message = _Message(data.encode(), OP_TEXT, compress)
-        else:
-            message = _Message(data, OP_TEXT if text else OP_BINARY, compress)
+        message = _Message.of(data, text, compress)  # TypeError here, to the caller
         result = BroadcastResult()
         if not self.members:
             return result
@@ -181,6 +178,18 @@ class _Message:
         self.compress = compress
         self._plain: Optional[bytes] = None
         self._compressed: dict = {}
+
+    @classmethod
+    def of(cls, data, text: Optional[bool], compress: Optional[bool]) -> "_Message":
+        """Check and copy what the caller gave, now: a bad argument raises to the caller,
+        not later when the turn's batch is written, and a buffer changed after the call
+        does not change what is sent."""
+        if data.__class__ is str:
+            return cls(data.encode(), OP_TEXT, compress)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            payload = data if data.__class__ is bytes else bytes(data)
+            return cls(payload, OP_TEXT if text else OP_BINARY, compress)
+        raise TypeError(f"a message is str or bytes-like, not {type(data).__name__}")
 
     @staticmethod
     def group(conn: "ServerConnection"):
