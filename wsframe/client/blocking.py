@@ -73,10 +73,12 @@ class WebSocket:
     or receiving answers nothing meanwhile.
     """
 
-    def __init__(self, sock: socket.socket, conn: ClientProtocol, max_queue: int = 16) -> None:
+    def __init__(self, sock: socket.socket, conn: ClientProtocol, max_queue: int = 16,
+                 send_timeout: Optional[float] = 10.0) -> None:
         self.sock = sock
         self.conn = conn
         self.max_queue = max_queue
+        self.send_timeout = send_timeout  # a server that stops reading cannot block send() longer
         self._messages: list = []
         self._eof = False
         self._poller: Optional[select.poll] = None
@@ -151,9 +153,16 @@ class WebSocket:
     def _flush(self) -> None:
         data = self.conn.data_to_send()
         if data:
-            if self.sock.gettimeout() is not None:  # a recv(timeout=...) left one set
-                self.sock.settimeout(None)
-            self.sock.sendall(data)
+            self.sock.settimeout(self.send_timeout)
+            try:
+                self.sock.sendall(data)
+            except socket.timeout:
+                # Part of a frame may have gone out: nothing valid can follow it. Give up.
+                self._eof = True
+                self.conn.receive_eof()
+                self.sock.close()
+                raise TimeoutError(f"the server read nothing for {self.send_timeout:g} s: "
+                                   "connection dropped") from None
 
     def _poll(self) -> None:
         """Process what has already arrived, without blocking (answers Pings)."""
@@ -210,11 +219,13 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), origin: Optional[str]
             compression: Optional[DeflateSettings] = DeflateSettings(),
             limits: Limits = Limits(), ssl: Optional[ssl_module.SSLContext] = None,
             timeout: float = 10.0, source_address: Optional[tuple[str, int]] = None,
-            max_queue: int = 16) -> WebSocket:
+            max_queue: int = 16, send_timeout: Optional[float] = 10.0) -> WebSocket:
     """Open a WebSocket connection (TCP, TLS for ``wss``, then the handshake).
 
     ``max_queue``: messages that ``send()`` may read ahead for ``recv()``
-    (see :class:`WebSocket`).
+    (see :class:`WebSocket`). ``send_timeout``: how long a write may wait for a
+    server that does not read; past it the connection is dropped and
+    ``TimeoutError`` raised (``None``: wait for ever).
     """
     where = parse_url(url)
     sock = socket.create_connection((where.host, where.port), timeout=timeout,
@@ -229,7 +240,7 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), origin: Optional[str]
                                 deflate=compression)
         sock.sendall(conn.data_to_send())
         deadline = time.monotonic() + timeout
-        websocket = WebSocket(sock, conn, max_queue)
+        websocket = WebSocket(sock, conn, max_queue, send_timeout)
         while conn.state is CONNECTING:  # a refusal raises from _read
             try:
                 websocket._read(deadline)

@@ -132,7 +132,7 @@ class ClientConnection(FdStream, Protocol):
 
     def _on_closed(self) -> None:
         if self.owner._conn is self and self._head is None:
-            self.owner._ended(self.close_code or 1006, self.close_reason)
+            self.owner._ended(self)
 
     def _transport_closed(self) -> None:
         self._release()
@@ -153,7 +153,7 @@ class ReconnectingClient:
                  compression: Optional[DeflateSettings] = DeflateSettings(),
                  limits: Limits = Limits(), ssl: Optional[ssl_module.SSLContext] = None,
                  connect_timeout: float = 10.0, ping_interval: Optional[float] = 20.0,
-                 ping_timeout: float = 10.0) -> None:
+                 ping_timeout: float = 10.0, close_timeout: float = 5.0) -> None:
         self.url = parse_url(url)
         self.loop = loop
         self.on_open, self.on_message, self.on_close = on_open, on_message, on_close
@@ -168,6 +168,7 @@ class ReconnectingClient:
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout  # how long the server may take to close TCP
         self.subprotocol: Optional[str] = None
         self.attempt = 0            # consecutive failures
         self.connections = 0        # successful opens so far
@@ -204,7 +205,7 @@ class ReconnectingClient:
         if conn is not None:
             if conn.state is OPEN:
                 conn.close(code, reason)
-                self._timer = self.loop.call_later(5.0, conn._abort)
+                self._timer = self.loop.call_later(self.close_timeout, conn._abort)
             else:
                 conn._close_fd()
 
@@ -325,12 +326,17 @@ class ReconnectingClient:
         if self.on_message:
             self._call(self.on_message, self, message)
 
-    def _ended(self, code: int, reason: str) -> None:
+    def _ended(self, conn: ClientConnection) -> None:
         """An open connection closed."""
         if time.monotonic() - self._opened_at >= (self.backoff.reset_after if self.backoff else 0):
             self.attempt = 0
+        if conn.fd >= 0 and not conn.close_tcp:
+            # §7.1.1: after the closing handshake the server closes TCP first -- but a
+            # server that never does must not keep this client (and its reconnect) waiting.
+            self._cancel_timer()
+            self._timer = self.loop.call_later(self.close_timeout, conn._abort)
         if self.on_close:
-            self._call(self.on_close, self, code, reason)
+            self._call(self.on_close, self, conn.close_code or 1006, conn.close_reason)
 
     def _failed(self, error: str, status: Optional[int] = None) -> None:
         """A connection attempt failed before opening."""
