@@ -36,10 +36,17 @@ cdef const unsigned char *TAIL = b"\x00\x00\xff\xff"
 cdef size_t CHUNK_CAP = 0x40000000  # zlib counts in unsigned int: at most 1 GiB per call
 
 
-# One output buffer for the whole process, grown on demand (all calls run under
-# the GIL, one at a time); released again when a large message has used it.
-cdef unsigned char *_out = NULL
-cdef size_t _out_cap = 0
+# One output buffer per thread, grown on demand and released again when a large
+# message has used it. Thread-local (C11), not process-wide: two threads (two loops,
+# or free-threaded Python) never share it.
+cdef extern from *:
+    """
+    static _Thread_local unsigned char *wsframe_deflate_out = NULL;
+    static _Thread_local size_t wsframe_deflate_out_cap = 0;
+    """
+    unsigned char *_out "wsframe_deflate_out"
+    size_t _out_cap "wsframe_deflate_out_cap"
+
 cdef size_t KEEP_CAP = 1 << 20
 
 
@@ -56,7 +63,7 @@ cdef int _reserve(size_t needed) except -1:
     return 0
 
 
-cdef void _trim():
+cdef void _trim() noexcept:
     global _out, _out_cap
     if _out_cap > KEEP_CAP:
         free(_out)

@@ -28,6 +28,7 @@ zlib state created on first use and released when the agreement allows.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Optional, Union
@@ -98,18 +99,23 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
-# Shared compressors for "no context takeover" directions, one per parameter
-# set and process: such a compressor starts every message from an empty
-# window, so it can serve any number of connections.
-_shared_deflaters: dict[tuple[int, int, int], object] = {}
+# Shared compressors for "no context takeover" directions, one per parameter set
+# and thread: such a compressor starts every message from an empty window, so it
+# can serve any number of connections -- of one loop at a time. Per thread, not per
+# process: zlib releases the GIL while it compresses (and free-threaded Python has
+# none), so two loops in two threads must never share one.
+_shared = threading.local()
 
 
 def shared_deflater(window_bits: int, mem_level: int, level: int):
-    """The process-wide compressor for these parameters (no context takeover)."""
+    """This thread's compressor for these parameters (no context takeover)."""
+    deflaters = getattr(_shared, "deflaters", None)
+    if deflaters is None:
+        deflaters = _shared.deflaters = {}
     key = (window_bits, mem_level, level)
-    deflater = _shared_deflaters.get(key)
+    deflater = deflaters.get(key)
     if deflater is None:
-        deflater = _shared_deflaters[key] = codec.Deflater(window_bits, mem_level, level)
+        deflater = deflaters[key] = codec.Deflater(window_bits, mem_level, level)
     return deflater
 
 

@@ -31,7 +31,7 @@ import signal
 import socket
 import ssl as ssl_module
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Union
 
 from wsframe.codec.handshake import check_upgrade_request, is_upgrade_request, reject_response
 from wsframe.codec.http import DEFAULT_MAX_HEAD_SIZE, Request, build_response
@@ -167,6 +167,28 @@ class Server:
             self.routes.add(pattern, cls() if isinstance(cls, type) else cls)
             return cls
         return register
+
+    def publish(self, room: str, data: Union[str, bytes], *, text: Optional[bool] = None,
+                compress: Optional[bool] = None) -> None:
+        """Broadcast to the members of ``room`` -- safe from any thread.
+
+        The message is checked and copied now (``TypeError`` for anything but
+        ``str`` or bytes-like), then handed to the loop, which sends it as
+        :meth:`Room.broadcast <wsframe.server.rooms.Room.broadcast>` does, in
+        the order of the calls (per calling thread). A room with no members
+        gets nothing; ``RuntimeError`` once the loop is closed. On the loop's
+        own thread, ``room.broadcast()`` is the direct way.
+        """
+        if data.__class__ is not str:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"a message is str or bytes-like, not {type(data).__name__}")
+            data = bytes(data)  # the caller may reuse its buffer at once
+        self.loop.call_soon_threadsafe(self._publish, room, data, text, compress)
+
+    def _publish(self, name: str, data, text: Optional[bool], compress: Optional[bool]) -> None:
+        room = self.rooms.get(name)
+        if room is not None:
+            room.broadcast(data, text=text, compress=compress)
 
     def http(self, path: str, handler: Callable[[Request], HttpResponse]) -> None:
         """Answer plain (non-upgrade) GET requests for ``path``."""
