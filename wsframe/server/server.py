@@ -42,6 +42,7 @@ from wsframe.loop.eventloop import Loop, fd_limits, raise_fd_limit, tune_malloc
 from wsframe.loop.tls import TlsState, tls_class
 from wsframe.sansio.handshake import accept_upgrade
 from wsframe.sansio.protocol import CONNECTING, OPEN, Limits, Protocol
+from wsframe.server.admission import RETRY_AFTER, Admission, PendingUpgrade
 from wsframe.server.connection import Endpoint, ServerConnection
 from wsframe.server.listener import Listener
 from wsframe.server.rooms import Rooms
@@ -83,6 +84,10 @@ class ServerSettings:
     raise_fd_limit: bool = False      # soft RLIMIT_NOFILE up to the hard limit (see loop.raise_fd_limit)
     tune_malloc: bool = False         # see loop.tune_malloc: no page faults per large message
     accept_batch: int = 128           # accept() calls per readiness event
+    origins: Optional[tuple[str, ...]] = None  # allowed Origin values (None: any); else 403
+    max_connections: Optional[int] = None      # open WebSockets, server-wide; past it 503
+    max_connections_per_address: Optional[int] = None  # per client IP address; past it 503
+    upgrade_timeout: float = 10.0     # how long a deferred on_upgrade decision may take (503)
     backlog: int = 4096               # listen() queue; the kernel caps it at net.core.somaxconn
 
 
@@ -101,7 +106,8 @@ class ServerStats:
 
     __slots__ = ("accepted", "open", "upgraded", "rejected", "http_requests",
                  "heartbeat_timeouts", "handshake_timeouts", "dropped", "slow_closed",
-                 "accept_paused", "handler_errors")
+                 "accept_paused", "handler_errors", "bad_origin", "over_capacity",
+                 "deferred", "deferred_timeouts")
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -127,6 +133,9 @@ class Server:
         self.http_routes: dict[str, Callable[[Request], HttpResponse]] = {}
         self.rooms = Rooms()
         self.stats = ServerStats()
+        self.admission = Admission(
+            origins=settings.origins, max_connections=settings.max_connections,
+            max_connections_per_address=settings.max_connections_per_address)
         self.fd_limits = raise_fd_limit() if settings.raise_fd_limit else fd_limits()
         if settings.tune_malloc:
             tune_malloc()
@@ -277,16 +286,16 @@ class Server:
 
     def _forget(self, conn: ServerConnection) -> None:
         self._conns.discard(conn)
+        self.admission.closed(conn)
         if self._stopping:
             self._check_shutdown()
 
     def _handshake(self, conn: ServerConnection, data) -> None:
-        """Read the request head; answer HTTP, refuse, or upgrade."""
+        """Read the request head; answer HTTP, refuse, or upgrade (now or once decided)."""
         try:
             request = conn._head.read(data)
             if request is None:
                 return
-            rest = conn._head.rest
             if not is_upgrade_request(request):
                 return self._answer_http(conn, request)
             match = self.routes.match(request.path)
@@ -294,15 +303,86 @@ class Server:
                 raise InvalidRequest(404, f"no WebSocket endpoint at {request.path}")
             endpoint, params = match if match is not None else (self.default, {})
             offer = check_upgrade_request(request)
-            endpoint.on_upgrade(request, params)
-            subprotocol = endpoint.select_subprotocol(offer.subprotocols)
+            self._admit(conn, offer)
+            upgrade = PendingUpgrade(endpoint, params, request, offer, conn._head.rest)
+            decision = endpoint.on_upgrade(request, params)
         except InvalidRequest as exc:
             return self._refuse(conn, exc.status, exc.reason, exc.headers)
         except Exception:  # a bug in an upgrade hook: answer 500, keep serving
             log.exception("upgrade hook failed for %s", conn)
             self.stats.handler_errors += 1
             return self._refuse(conn, 500, "internal error")
-        response, conn.deflate = accept_upgrade(offer, subprotocol=subprotocol,
+        if hasattr(decision, "add_done_callback"):
+            return self._defer(conn, upgrade, decision)
+        self._upgrade(conn, upgrade)
+
+    def _admit(self, conn: ServerConnection, offer) -> None:
+        """Origin allow-list (403) and connection caps (503), before application code."""
+        admission = self.admission
+        try:
+            admission.check_origin(offer.origin)
+        except InvalidRequest:
+            self.stats.bad_origin += 1
+            raise
+        try:
+            address = conn.remote_address[0] if admission.counts_addresses else None
+            admission.check_capacity(self.stats.open, address)
+        except InvalidRequest:
+            self.stats.over_capacity += 1
+            raise
+
+    def _defer(self, conn: ServerConnection, upgrade: PendingUpgrade, decision) -> None:
+        """``on_upgrade`` answered with a future: wait for it (bounded), serving others."""
+        self.stats.deferred += 1
+        conn._head = upgrade                   # CONNECTING, no longer reading a head
+        conn._mark = None                      # its own timer below, not the head timeout
+        self.loop.want_read(conn.fd, False)    # pipelined frames wait in the kernel
+        upgrade.timer = self.loop.call_later(self.settings.upgrade_timeout,
+                                             self._decision_timed_out, conn, upgrade)
+        loop = self.loop
+
+        def done(future) -> None:  # in whatever thread completed the future
+            try:
+                loop.call_soon_threadsafe(self._decided, conn, upgrade, future)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits any more
+        decision.add_done_callback(done)
+
+    def _decided(self, conn: ServerConnection, upgrade: PendingUpgrade, future) -> None:
+        if conn._head is not upgrade or conn.fd < 0:
+            return  # timed out meanwhile, or the client left
+        upgrade.timer.cancel()
+        self.loop.want_read(conn.fd, True)
+        try:
+            future.result()
+        except InvalidRequest as exc:
+            self._refuse(conn, exc.status, exc.reason, exc.headers)
+        except Exception:
+            log.exception("deferred upgrade decision failed for %s", conn)
+            self.stats.handler_errors += 1
+            self._refuse(conn, 500, "internal error")
+        else:
+            self._upgrade(conn, upgrade)
+        if conn.close_tcp:
+            conn._finish()
+
+    def _decision_timed_out(self, conn: ServerConnection, upgrade: PendingUpgrade) -> None:
+        if conn._head is upgrade and conn.fd >= 0:
+            self.stats.deferred_timeouts += 1
+            self.loop.want_read(conn.fd, True)
+            self._refuse(conn, 503, "the upgrade decision timed out", RETRY_AFTER)
+            conn._finish()
+
+    def _upgrade(self, conn: ServerConnection, upgrade: PendingUpgrade) -> None:
+        """Answer 101 (§4.2.2) and open the connection."""
+        endpoint, request, params = upgrade.endpoint, upgrade.request, upgrade.params
+        try:
+            subprotocol = endpoint.select_subprotocol(upgrade.offer.subprotocols)
+        except Exception:
+            log.exception("select_subprotocol failed for %s", conn)
+            self.stats.handler_errors += 1
+            return self._refuse(conn, 500, "internal error")
+        response, conn.deflate = accept_upgrade(upgrade.offer, subprotocol=subprotocol,
                                                 compression=self.settings.compression)
         conn._write(response)
         conn._head = None
@@ -312,12 +392,15 @@ class Server:
         conn._mark = None
         self.stats.upgraded += 1
         self.stats.open += 1
+        if self.admission.counts_addresses:
+            address = conn.remote_address
+            self.admission.opened(conn, address[0] if address else None)
         try:
             endpoint.on_open(conn, request, params)
         except Exception:
             conn._handler_failed("on_open")
-        if rest and conn.state is OPEN:
-            Protocol.receive_data(conn, rest)
+        if upgrade.rest and conn.state is OPEN:
+            Protocol.receive_data(conn, upgrade.rest)
 
     def _refuse(self, conn: ServerConnection, status: int, reason: str,
                 headers: Iterable[tuple[str, str]] = ()) -> None:
@@ -376,7 +459,7 @@ class Server:
                 if t["idle"] is not None and tick - conn._seen >= t["idle"] and conn.state is OPEN:
                     conn.close(1001, "idle timeout")
             elif state is CONNECTING:
-                if tick - mark >= t["handshake"]:
+                if mark is not None and tick - mark >= t["handshake"]:
                     self.stats.handshake_timeouts += 1
                     conn._close_fd()
             elif tick - (mark or 0) >= t["close"]:  # CLOSING, or CLOSED and half-closed

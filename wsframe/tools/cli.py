@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="certificate chain (PEM) for wss://")
     serve.add_argument("--tls-key", help="private key (PEM) for wss://")
     serve.add_argument("--reuse-port", action="store_true")
+    serve.add_argument("--origin", action="append", metavar="URL",
+                       help="allow WebSockets from this Origin only (repeatable); others get 403")
+    serve.add_argument("--max-connections", type=int, metavar="N",
+                       help="open WebSockets at most; past it the upgrade gets 503")
+    serve.add_argument("--max-connections-per-address", type=int, metavar="N",
+                       help="open WebSockets per client IP address at most (503 past it)")
     serve.add_argument("--trace", action="store_true",
                        help="print every frame sent and received, annotated")
 
@@ -136,7 +142,10 @@ def serve_main(args: argparse.Namespace) -> int:
         threshold=args.compress_threshold)
     server = Server(limits=limits, heartbeat=heartbeat, compression=compression,
                     backpressure=Backpressure(args.max_queue, Policy(args.backpressure)),
-                    raise_fd_limit=True, tune_malloc=True)  # a process of its own: both are ours
+                    raise_fd_limit=True, tune_malloc=True,
+                    origins=tuple(args.origin) if args.origin else None,
+                    max_connections=args.max_connections,
+                    max_connections_per_address=args.max_connections_per_address)  # a process of its own: both are ours
     install_builtin_app(server)
     if args.demo:
         from wsframe.tools.demo import install_demo
