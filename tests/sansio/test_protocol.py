@@ -254,3 +254,18 @@ def test_fuzz_only_documented_outcomes(data, step, is_client):
         assert conn.close_code in (1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009, 1010, 1011,
                                    1012, 1013, 1014) or 3000 <= conn.close_code <= 4999
     assert conn._msg_buf is None or len(conn._msg_buf) <= 256
+
+
+def test_a_whole_text_message_is_checked_and_decoded_in_one_pass(monkeypatch):
+    # Before: validated by the codec's validator, then decoded again by every consumer.
+    calls = []
+    real = codec.validate_utf8
+    monkeypatch.setattr(codec, "validate_utf8", lambda data: calls.append(data) or real(data))
+    client, server = pair()
+    client.send("κόσμε, 🚚")
+    deliver(client, server)
+    assert server.events() == [TextMessage("κόσμε, 🚚")] and calls == []
+    client._write(codec.client_frame(OP_TEXT, b"ok \xff"))   # invalid UTF-8, still 1007
+    deliver(client, server)
+    server.data_to_send()
+    assert server.close_code == 1007

@@ -127,6 +127,9 @@ class ClientConnection(FdStream, Protocol):
     def _on_message(self, data: bytes, is_text: bool) -> None:
         self.owner._message(data.decode() if is_text else data)
 
+    def _on_text(self, text: str, raw) -> None:
+        self.owner._message(text)
+
     def _on_pong(self, data: bytes) -> None:
         self._mark = None
 

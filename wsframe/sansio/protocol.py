@@ -181,7 +181,12 @@ class Protocol:
         raise NotImplementedError
 
     def _on_message(self, data: bytes, is_text: bool) -> None:
-        """A whole message (UTF-8 validated when ``is_text``; text may come as a bytearray)."""
+        """A whole binary message (or a text one's UTF-8 bytes, from :meth:`_on_text`)."""
+
+    def _on_text(self, text: str, raw) -> None:
+        """A whole text message, decoded; ``raw`` is its UTF-8 (bytes, or a bytearray when
+        it came in pieces). By default handed to :meth:`_on_message` as bytes."""
+        self._on_message(raw, True)
 
     def _on_fragment(self, data: bytes, is_text: bool, first: bool, last: bool) -> None:
         """A piece of a message, when ``limits.stream_messages`` is set."""
@@ -236,14 +241,23 @@ class Protocol:
                     is_text = opcode == OP_TEXT
                     if rsv:  # RFC 7692 §6: RSV1 (the parser allows it only if negotiated)
                         payload = self._inflate(payload, True)
-                    if is_text and not validate_utf8(payload):
-                        raise InvalidPayload("invalid UTF-8 in a text message (§8.1)")
                     if len(payload) > max_size:
                         raise MessageTooBig(f"message over {max_size} bytes")
-                    if stream:
-                        self._on_fragment(payload, is_text, True, True)
+                    if not is_text:
+                        if stream:
+                            self._on_fragment(payload, False, True, True)
+                        else:
+                            self._on_message(payload, False)
+                    elif stream:
+                        if not validate_utf8(payload):
+                            raise InvalidPayload("invalid UTF-8 in a text message (§8.1)")
+                        self._on_fragment(payload, True, True, True)
                     else:
-                        self._on_message(payload, is_text)
+                        try:  # §8.1: the whole message is here: check and decode in one pass
+                            text = str(payload, "utf-8")
+                        except UnicodeDecodeError:
+                            raise InvalidPayload("invalid UTF-8 in a text message (§8.1)") from None
+                        self._on_text(text, payload)
                 elif opcode >= OP_CLOSE:
                     self._control_frame(opcode, rsv, payload)
                 else:
@@ -340,7 +354,10 @@ class Protocol:
         self._msg_compressed = False
         if not self.limits.stream_messages:
             # Text is decoded straight from the buffer; binary must become immutable bytes.
-            self._on_message(buf if opcode == OP_TEXT else bytes(buf), opcode == OP_TEXT)
+            if opcode == OP_TEXT:  # checked piece by piece as it arrived (fail fast)
+                self._on_text(buf.decode(), buf)
+            else:
+                self._on_message(bytes(buf), False)
 
     def _control_frame(self, opcode: int, rsv: int, payload: bytes) -> None:
         if rsv:

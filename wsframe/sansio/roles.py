@@ -78,6 +78,9 @@ class EventProtocol(Protocol):
     def _on_message(self, data: bytes, is_text: bool) -> None:
         self._events.append(ev.TextMessage(data.decode()) if is_text else ev.BinaryMessage(data))
 
+    def _on_text(self, text: str, raw) -> None:
+        self._events.append(ev.TextMessage(text))
+
     def _on_fragment(self, data: bytes, is_text: bool, first: bool, last: bool) -> None:
         self._events.append(ev.Fragment(data, is_text, first, last))
 

@@ -97,14 +97,16 @@ class ServerConnection(FdStream, Protocol):
         self.server._handshake(self, data)
 
     def _on_message(self, data: bytes, is_text: bool) -> None:
-        if is_text:
-            message = data.decode()
-            if data.__class__ is bytes:  # while the handler runs, send(message) reuses data
-                self._text = (message, data)
-        else:
-            message = data
         try:
-            self.endpoint.on_message(self, message)
+            self.endpoint.on_message(self, data.decode() if is_text else data)
+        except Exception:
+            self._handler_failed("on_message")
+
+    def _on_text(self, text: str, raw) -> None:
+        if raw.__class__ is bytes:  # while the handler runs, send(text) reuses these bytes
+            self._text = (text, raw)
+        try:
+            self.endpoint.on_message(self, text)
         except Exception:
             self._handler_failed("on_message")
         self._text = None
