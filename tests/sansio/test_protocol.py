@@ -263,8 +263,7 @@ def test_a_whole_text_message_is_checked_and_decoded_in_one_pass(monkeypatch):
     monkeypatch.setattr(codec, "validate_utf8", lambda data: calls.append(data) or real(data))
     client, server = pair()
     client.send("κόσμε, 🚚")
-    deliver(client, server)
-    assert server.events() == [TextMessage("κόσμε, 🚚")] and calls == []
+    assert deliver(client, server) == [TextMessage("κόσμε, 🚚")] and calls == []
     client._write(codec.client_frame(OP_TEXT, b"ok \xff"))   # invalid UTF-8, still 1007
     deliver(client, server)
     server.data_to_send()
