@@ -8,15 +8,15 @@ import of a higher layer is still a dependency on it.
 """
 from __future__ import annotations
 
-import ast
 import pathlib
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "wsframe"
+from wsframe.tools import layers
 
-BASE = {"errors", "events", "_version", "_compiled"}
-#: What each layer (a sub-package, or a base module) may import from wsframe.
+DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
+
+#: What each layer (a sub-package, or the base modules) may import from wsframe.
 ALLOWED: dict[str, set[str]] = {
     "base": {"base"},
     "codec": {"base", "codec"},
@@ -33,60 +33,11 @@ ALLOWED: dict[str, set[str]] = {
     "tools": {"base", "codec", "sansio", "loop", "server", "client", "cluster", "backplane",
               "delivery", "asgi", "asyncio", "tools"},
 }
-TOP = {"wsframe", "wsframe.__main__"}  # the public face may import anything
 
-
-def module_name(path: pathlib.Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
-
-
-def layer_of(module: str) -> str:
-    parts = module.split(".")
-    if module in TOP:
-        return "top"
-    if parts[1] in BASE:
-        return "base"
-    return parts[1]
-
-
-def resolve(module: str, target: str) -> str:
-    """The wsframe module that an import names (a submodule if it is one)."""
-    if target in MODULES:
-        return target
-    parent = target.rsplit(".", 1)[0]
-    return parent if parent in MODULES else target
-
-
-def imports_of(module: str) -> set[str]:
-    """Every wsframe module that ``module`` imports, at the top or inside functions."""
-    path = MODULES[module]
-    tree = ast.parse(path.read_text())
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                origin = f"{base}.{node.module}" if node.module else base
-            else:
-                origin = node.module or ""
-            if origin != "wsframe" and not origin.startswith("wsframe."):
-                continue
-            for alias in node.names:
-                found.add(resolve(module, f"{origin}.{alias.name}"))
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("wsframe."))
-    found.discard(module)
-    return {name for name in found if name in MODULES or name.startswith("wsframe._compiled")}
-
-
-GRAPH = {module: imports_of(module) for module in MODULES}
+MODULES = layers.modules()
+GRAPH = layers.import_graph(MODULES)
+TOP = layers.TOP
+layer_of = layers.layer_of
 
 
 def test_every_module_has_a_layer():
@@ -154,3 +105,10 @@ def test_no_import_cycles():
 
 def test_the_cycle_check_finds_cycles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_architecture_page_shows_the_real_imports():
+    # docs/architecture.md draws the layers from `python -m wsframe.tools.layers --mermaid`
+    text = DOCS.read_text()
+    start = text.index("```mermaid\n") + len("```mermaid\n")
+    assert text[start:text.index("```", start)].strip() == layers.mermaid(GRAPH)
