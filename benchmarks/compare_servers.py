@@ -171,6 +171,23 @@ def slim(report: dict) -> dict:
     return out
 
 
+def git_commit() -> str:
+    """The commit measured (``+dirty`` when the tree has changes)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no").strip()
+                     else "")
+
+
+def provenance(results: dict, suite: str) -> list:
+    meta = (results.get("meta") or {}).get(suite)
+    if not meta:
+        return ["_Provenance of this table was not recorded._", ""]
+    return [f"_Commit {meta['commit']}, {meta['date']}, {meta['runs']} run(s) per scenario "
+            f"({meta['kept']} kept)._", ""]
+
+
 def markdown(results: dict) -> str:
     lines = []
     if results.get("echo"):
@@ -192,6 +209,7 @@ def markdown(results: dict) -> str:
             label = f"{size if size < 1024 else f'{size // 1024} KiB'}{' B' if size < 1024 else ''}"
             lines.append(f"| {label}, {inflight} in flight | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += provenance(results, "echo")
     if results.get("broadcast"):
         lines += ["### Broadcast to one room (64-byte messages)", "",
                   "| server | offered | delivered/s | delivered | latency p50 / p99 |",
@@ -207,6 +225,7 @@ def markdown(results: dict) -> str:
                          f"{r['deliveries_per_second']:,.0f} | {100 * share:.1f}% | "
                          f"{lat.get('p50', 0) / 1000:.1f} / {lat.get('p99', 0) / 1000:.1f} ms |")
         lines.append("")
+        lines += provenance(results, "broadcast")
     if results.get("capacity"):
         lines += ["### Memory per idle connection (server RSS increase / connections)", "",
                   "| server | connections | per connection | server fds |", "|---|---:|---:|---:|"]
@@ -217,6 +236,7 @@ def markdown(results: dict) -> str:
             lines.append(f"| {r['server']} | {r['ceiling']:,} | {r['rss_per_connection']:,.0f} B "
                          f"({r['rss_per_connection'] / 1024:.2f} KiB) | {r['fds']:,} |")
         lines.append("")
+        lines += provenance(results, "capacity")
     return "\n".join(lines)
 
 
@@ -235,11 +255,13 @@ def main() -> int:
         with open(path) as f:
             results = json.load(f)
     results.update({"machine": os.uname().nodename, "cpus": os.cpu_count()})
-    results.setdefault("started", {})
-    if isinstance(results["started"], str):
-        results["started"] = {}
+    results.pop("started", None)  # replaced by "meta": one entry per suite, kept with it
+    meta = results.setdefault("meta", {})
     for suite in suites:
-        results["started"][suite] = time.strftime("%Y-%m-%d %H:%M:%S")
+        meta[suite] = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                       "commit": git_commit(),
+                       "runs": 1 if suite == "capacity" else args.repeats,
+                       "kept": "one run" if suite == "capacity" else "each server's median run"}
     if "echo" in suites:
         results["echo"] = echo_suite(args.quick, args.repeats)
     if "broadcast" in suites:
