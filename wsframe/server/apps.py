@@ -35,7 +35,7 @@ class RoomBroadcast(Endpoint):
 
 def install_builtin_app(server: Server) -> None:
     """Echo on every path, rooms on ``/room/{name}``, counters on ``/health``."""
-    server.route("/room/{name}", RoomBroadcast())
+    server.route("/room/{name}", RoomBroadcast(), partition="{name}")  # owner: by name
     server.default = Echo()
 
     def health(request):
