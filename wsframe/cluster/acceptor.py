@@ -69,9 +69,15 @@ class Acceptor:
         self.pending: dict[int, _Pending] = {}
         self.accepted = self.timed_out = self.health_answered = 0
         self._paused = False
+        self._started = False
         sock.setblocking(False)
-        loop.add_reader(sock.fileno(), self._on_accept)
         loop.on_tick(self._sweep)
+
+    def start(self) -> None:
+        """Accept from now on (the socket is listening)."""
+        if not self._started:
+            self._started = True
+            self.loop.add_reader(self.sock.fileno(), self._on_accept)
 
     def _on_accept(self, _fd: int) -> None:
         accept = self.sock._accept
@@ -192,6 +198,6 @@ class Acceptor:
         for fd in list(self.pending):
             self._drop(fd)
         if self.sock.fileno() >= 0:
-            if not self._paused:
+            if self._started and not self._paused:
                 self.loop.remove_reader(self.sock.fileno())
             self.sock.close()

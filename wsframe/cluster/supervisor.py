@@ -105,9 +105,11 @@ class Supervisor:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
-        sock.bind((host, port))
-        sock.listen(app.settings.backlog)
+        sock.bind((host, port))  # listen() once the workers are ready (see _on_ready)
+        self._listen_backlog = app.settings.backlog
+        self._listening = False
         self.address = sock.getsockname()[:2]
+        self._sock = sock
         self.acceptor = Acceptor(
             self.loop, sock, app, workers, dispatch=self._dispatch,
             least_loaded=self._least_loaded, health=self.health_json, tls=tls,
@@ -202,6 +204,13 @@ class Supervisor:
         log.info("supervisor: worker %d started (pid %d)", slot, handle.pid)
         return handle
 
+    def _listen(self) -> None:
+        """Start accepting: connections before this wait in no queue of ours (refused)."""
+        if not self._listening and not self._stopping:
+            self._listening = True
+            self._sock.listen(self._listen_backlog)
+            self.acceptor.start()
+
     def _on_message(self, channel: Channel, kind: int, body: bytes) -> None:
         handle: WorkerHandle = channel.tag
         if kind == ROUTE:
@@ -232,6 +241,8 @@ class Supervisor:
             if other is not None and other is not handle and other.control is not None:
                 other.control.send(RESTARTED, slot.to_bytes(2, "big"))
         self._flush_backlog(slot)
+        if not self._listening and all(h is not None and h.ready for h in self.current):
+            self._listen()
         log.info("supervisor: worker %d ready (pid %d)", slot, handle.pid)
 
     def _on_lost(self, channel: Channel) -> None:
@@ -303,6 +314,8 @@ class Supervisor:
                             else "did not become ready")
                 handle.deadline = None
                 self._signal(handle, signal.SIGKILL)
+                if not handle.ready and any(h is not None and h.ready for h in self.current):
+                    self._listen()  # serve with the workers that did start
         for slot, handle in enumerate(self.current):
             if handle is not None and handle.ready and self.backlog[slot]:
                 self._flush_backlog(slot)
@@ -312,9 +325,9 @@ class Supervisor:
     def _least_loaded(self) -> int:
         best, best_load = 0, None
         for slot, handle in enumerate(self.current):
-            if handle is None or not handle.ready:
+            if handle is None:
                 continue
-            load = handle.load()
+            load = handle.load() + len(self.backlog[slot]) + (0 if handle.ready else 1 << 30)
             if best_load is None or load < best_load:
                 best, best_load = slot, load
         return best
