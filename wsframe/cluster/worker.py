@@ -136,8 +136,9 @@ class Worker:
             self.server.shutdown(order.get("code", 1012), order.get("reason", "service restart"))
 
     def _on_lost(self, _channel) -> None:
-        log.warning("worker %d: supervisor gone; shutting down", self.slot)
-        self.server.shutdown()
+        if not self.server._stopping:
+            log.warning("worker %d: supervisor gone; shutting down", self.slot)
+            self.server.shutdown()
 
     def _report(self) -> None:
         server = self.server
