@@ -46,6 +46,30 @@ def wait_for(predicate, timeout=20.0, interval=0.05):
     return bool(predicate())
 
 
+def established_per_process(pids, port: int) -> dict:
+    """pid -> how many ESTABLISHED TCP sockets on local ``port`` it holds (from /proc)."""
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+                inodes.add(fields[9])
+    counts = {}
+    for pid in pids:
+        held = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                held += 1
+        counts[pid] = held
+    return counts
+
+trustme = pytest.importorskip("trustme")
+
+
 class Cluster:
     def __init__(self, app: str, workers: int, extra=()) -> None:
         self.port = free_port()
@@ -91,7 +115,19 @@ class Cluster:
         assert hello.startswith("pid "), hello
         return client, int(hello.split()[1])
 
+    def children(self) -> set:
+        """The supervisor's child processes, as /proc says."""
+        found = set()
+        try:
+            for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+                with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                    found.update(int(pid) for pid in f.read().split())
+        except OSError:
+            pass
+        return found
+
     def stop(self) -> None:
+        self.seen_pids |= self.children()
         for client in self.clients:
             with contextlib.suppress(Exception):
                 client.sock.close()

@@ -14,7 +14,7 @@ from wsframe.cluster import owner
 from wsframe.codec.frames import OP_TEXT, parse_frames
 from wsframe.errors import ConnectionClosed
 
-from tests.cluster.conftest import alive, wait_for
+from tests.cluster.conftest import alive, established_per_process, wait_for
 
 
 def upgrade_request(path: str) -> bytes:
@@ -67,6 +67,9 @@ def test_no_key_balanced_by_load(start_cluster):
         counts[pid] = counts.get(pid, 0) + 1
     assert set(counts) == set(cluster.pids())
     assert min(counts.values()) >= 5, counts
+    held = established_per_process([*cluster.pids(), cluster.proc.pid], cluster.port)
+    assert held[cluster.proc.pid] == 0  # the supervisor kept no copy of any of them
+    assert {pid: held[pid] for pid in counts} == counts
 
 
 def test_handoff_keeps_pipelined_bytes(start_cluster):
