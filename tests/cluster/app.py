@@ -48,3 +48,10 @@ def make_server() -> Server:
     server.route("/member/{room}", _Room())
     server.default = Echo()
     return server
+
+
+def broken_in_workers() -> Server:
+    """Loads in the supervisor, fails in every worker (the supervisor must give up)."""
+    if os.environ.get("WSFRAME_CLUSTER_WORKER"):
+        raise RuntimeError("this worker cannot start")
+    return make_server()

@@ -286,3 +286,19 @@ def test_builtin_app_rooms_with_workers(start_cluster):
     a.send("hello")
     assert b.recv(timeout=10) == "hello" and a.recv(timeout=10) == "hello"
     assert wait_for(lambda: [w["connections"] for w in cluster.health()["workers"]].count(2) == 1)
+
+
+def test_supervisor_gives_up_on_workers_that_never_start():
+    import subprocess
+    import sys
+
+    from tests.cluster.conftest import ROOT, Cluster
+    cluster = Cluster("tests.cluster.app:broken_in_workers", 2)
+    try:
+        assert cluster.proc.wait(90) == 1
+    finally:
+        cluster.stop()
+    bad = subprocess.run([sys.executable, "-m", "wsframe", "serve", "no_such_module:app",
+                          "--workers", "2"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "cannot load no_such_module:app" in bad.stderr

@@ -42,6 +42,8 @@ log = logging.getLogger("wsframe.cluster")
 BACKLOG_PER_WORKER = 4096   # connections waiting for a worker that is (re)starting
 READY_TIMEOUT = 20.0        # a new worker must say READY by then
 HANDOFF_BUFFER = 4 << 20
+FD_MARGIN = 64              # fds a worker keeps for itself (channels, files, its epoll)
+GIVE_UP_AFTER = 5           # a slot whose worker dies this often before it is ready: exit
 
 
 class WorkerHandle:
@@ -94,6 +96,8 @@ class Supervisor:
         self.restarts = [0] * workers
         self.backlog = [deque() for _ in range(workers)]  # waiting for the slot's worker
         self._fast_deaths = [0] * workers
+        self._never_ready = [0] * workers
+        self.failed = False        # gave up: workers could not start
         self._generation = 0
         self._stopping = False
         self._stop_deadline: Optional[float] = None
@@ -275,6 +279,16 @@ class Supervisor:
     def _restart_later(self, dead: WorkerHandle) -> None:
         slot = dead.slot
         self.restarts[slot] += 1
+        if not dead.ready:
+            self._never_ready[slot] += 1
+            if self._never_ready[slot] >= GIVE_UP_AFTER:
+                log.error("supervisor: worker %d died %d times before it was ready; giving up",
+                          slot, self._never_ready[slot])
+                self.failed = True
+                self.stop()
+                return
+        else:
+            self._never_ready[slot] = 0
         quick = time.monotonic() - dead.started < 2.0
         self._fast_deaths[slot] = self._fast_deaths[slot] + 1 if quick else 0
         delay = min(0.1 * (2 ** self._fast_deaths[slot]), 10.0) if quick else 0.0
@@ -334,9 +348,17 @@ class Supervisor:
 
     def _dispatch(self, slot: int, fd: int, data: bytes, tls: bool) -> None:
         handle = self.current[slot]
+        if handle is not None and handle.ready and self._nearly_full(handle):
+            slot = self._least_loaded()  # the owner is at its fd limit: rooms work by proxy
+            handle = self.current[slot]
         item = (fd, bytes([HANDOFF_TLS if tls else 0]) + data)
         if handle is None or not handle.ready or self.backlog[slot] or not self._send(handle, item):
             self._queue(slot, item)
+
+    @staticmethod
+    def _nearly_full(handle: WorkerHandle) -> bool:
+        limit = handle.stats.get("fd_limit") or 0
+        return limit > 0 and handle.load() >= limit - FD_MARGIN
 
     def _send(self, handle: WorkerHandle, item: tuple) -> bool:
         fd, message = item

@@ -146,7 +146,11 @@ def serve_main(args: argparse.Namespace) -> int:
     from wsframe.cluster import Supervisor, load_app, resolve_workers, run_worker, worker_spec
 
     if args.app:
-        server = load_app(args.app)
+        try:
+            server = load_app(args.app)
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
+            print(f"error: cannot load {args.app}: {exc}", file=sys.stderr)
+            return 2
     else:
         server = Server(limits=limits, heartbeat=heartbeat, compression=compression,
                         backpressure=Backpressure(args.max_queue, args.backpressure),
@@ -176,7 +180,7 @@ def serve_main(args: argparse.Namespace) -> int:
                  "compiled" if speedups_enabled() else "pure", os.getpid())
         supervisor.run()
         log.info("stopped")
-        return 0
+        return 1 if supervisor.failed else 0
     host, port = server.listen(args.host, args.port, ssl=context, reuse_port=args.reuse_port)
     scheme = "wss" if context else "ws"
     soft, hard = server.fd_limits
