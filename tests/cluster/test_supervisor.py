@@ -255,12 +255,14 @@ def test_slow_handshakes_do_not_stall_the_acceptor(start_cluster):
     client, pid = cluster.connect("/track/2")  # served while 70 handshakes hang
     client.send("ok")
     assert client.recv(timeout=10) == "ok"
-    assert cluster.health()["supervisor"]["pending_handshakes"] >= 70
-    for sock in slow + silent:  # the handshake timeout (1 s here) closes them
-        sock.settimeout(10)
+    # the 50 partial heads wait on the supervisor's loop; the silent ones wait in the
+    # kernel until they send something (TCP_DEFER_ACCEPT) or the defer period ends
+    assert cluster.health()["supervisor"]["pending_handshakes"] >= 50
+    for sock in slow + silent:  # the handshake timeout (1 s here) closes them all
+        sock.settimeout(15)
         assert sock.recv(100) == b""
         sock.close()
-    assert cluster.health()["supervisor"]["handshake_timeouts"] >= 70
+    assert cluster.health()["supervisor"]["handshake_timeouts"] >= 50
 
 
 def test_health_reports_every_worker(start_cluster):

@@ -25,7 +25,7 @@ from wsframe.codec.handshake import is_upgrade_request, read_request
 from wsframe.codec.http import HeadReader, HeadTooLarge, build_response
 from wsframe.loop.eventloop import Loop, is_fd_exhausted
 from wsframe.server.server import Server
-from wsframe.cluster.partition import owner, partition_key
+from wsframe.cluster.partition import key_for_target, owner
 
 __all__ = ["Acceptor"]
 
@@ -71,6 +71,11 @@ class Acceptor:
         self._paused = False
         self._started = False
         sock.setblocking(False)
+        if hasattr(socket, "TCP_DEFER_ACCEPT") and not tls:
+            # Linux: wake accept() only once the request's first bytes are in, so most
+            # heads are read in the accept turn, without an epoll registration of their own.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT,
+                            max(1, round(handshake_timeout)))
         loop.on_tick(self._sweep)
 
     def start(self) -> None:
@@ -126,24 +131,30 @@ class Acceptor:
                 self._route(fd, None)
                 return True
             return False
-        try:
-            request = read_request(head)
-        except Exception:  # malformed: the worker refuses it with the right status
-            self._route(fd, None)
+        # Only the request line is parsed here (RFC 7230 §3.1.1: method SP target SP
+        # version); the worker parses and checks the whole head, as a single server does.
+        end = head.find(b"\n")
+        parts = (head if end < 0 else head[:end]).rstrip(b"\r").split(b" ")
+        if len(parts) != 3:
+            self._route(fd, None)  # malformed: the worker answers 400
             return True
-        if not is_upgrade_request(request):
-            if request.path == "/health" and request.method == "GET":
-                self._answer_health(fd)
-                return True
-            self._route(fd, None)
+        target = parts[1].decode("latin-1")
+        if target == "/health" and parts[0] == b"GET" and self._is_plain_http(head):
+            self._answer_health(fd)
             return True
         try:
-            key = partition_key(self.app, request)
-        except Exception:
-            log.exception("partition key of %s failed; balancing by load", request.path)
+            key = key_for_target(self.app, target, lambda: read_request(head))
+        except Exception:  # a partition function failed, or the head is malformed
             key = None
         self._route(fd, key)
         return True
+
+    @staticmethod
+    def _is_plain_http(head: bytes) -> bool:
+        try:
+            return not is_upgrade_request(read_request(head))
+        except Exception:
+            return False
 
     def _route(self, fd: int, key: Optional[str]) -> None:
         pending = self.pending.pop(fd)

@@ -15,14 +15,16 @@ connection's members gather in: the built-in ``/room/{name}`` route uses
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
-from typing import Optional
+from typing import Callable, Optional
+from urllib.parse import unquote
 
 from wsframe.codec.http import Request
 from wsframe.server.server import Server
 
-__all__ = ["owner", "partition_key", "load_app"]
+__all__ = ["owner", "partition_key", "key_for_target", "load_app"]
 
 
 def _weight(slot: int, key: bytes) -> int:
@@ -30,6 +32,7 @@ def _weight(slot: int, key: bytes) -> int:
     return int.from_bytes(digest, "little")
 
 
+@functools.lru_cache(maxsize=16384)  # a room's members arrive one after another
 def owner(key: str, slots: int) -> int:
     """The slot (0 .. slots-1) that owns ``key``: stable across restarts and processes."""
     if slots <= 1:
@@ -45,7 +48,14 @@ def owner(key: str, slots: int) -> int:
 
 def partition_key(server: Server, request: Request) -> Optional[str]:
     """The partition key of an upgrade request for ``server``'s routes (None: no key)."""
-    found = server.routes.match_pattern(request.path)
+    return key_for_target(server, request.target, lambda: request)
+
+
+def key_for_target(server: Server, target: str,
+                   make_request: Callable[[], Request]) -> Optional[str]:
+    """The key for a request-target (``/track/42?x=1``); ``make_request()`` parses the
+    whole head, called only for a route whose partition is a callable."""
+    found = server.routes.match_pattern(unquote(target.partition("?")[0]))
     if found is None:
         return None
     pattern, _endpoint, params = found
@@ -53,7 +63,7 @@ def partition_key(server: Server, request: Request) -> Optional[str]:
     if spec is None:
         return None
     if callable(spec):
-        key = spec(request, params)
+        key = spec(make_request(), params)
         return None if key is None else str(key)
     try:
         return str(spec).format_map(params)
