@@ -29,9 +29,9 @@ from wsframe.loop.eventloop import Loop, raise_fd_limit
 from wsframe.server.server import Server
 from wsframe.cluster.acceptor import Acceptor
 from wsframe.cluster.partition import owner
+from wsframe.cluster.publish import PublishServer
 from wsframe.cluster.wire import (
     DRAIN, HANDOFF_TLS, PUBLISH, READY, RESTARTED, ROUTE, STATS, Channel, pack_json,
-    unpack_room_message,
 )
 from wsframe.cluster.worker import ENV
 
@@ -121,10 +121,8 @@ class Supervisor:
             handshake_timeout=app.settings.handshake_timeout,
             accept_batch=app.settings.accept_batch)
         self.publish_path = publish_socket
-        self._publish_sock = None
-        self._publishers: set[Channel] = set()
-        if publish_socket:
-            self._open_publish_socket(publish_socket)
+        self._publish_server = (PublishServer(self.loop, publish_socket, self._deliver_published)
+                                if publish_socket else None)
         self.loop.on_tick(self._on_tick)
 
     # ---- running ------------------------------------------------------------------
@@ -141,11 +139,8 @@ class Supervisor:
             self.loop.run()
         finally:
             self._kill_all()
-            if self.publish_path:
-                try:
-                    os.unlink(self.publish_path)
-                except OSError:
-                    pass
+            if self._publish_server is not None:
+                self._publish_server.close()
 
     def stop(self) -> None:
         """Stop accepting; workers close with 1001; bounded wait, then exit."""
@@ -154,9 +149,8 @@ class Supervisor:
         self._stopping = True
         log.info("supervisor: shutting down %d workers", len(self.handles))
         self.acceptor.close()
-        if self._publish_sock is not None:
-            self.loop.remove_reader(self._publish_sock.fileno())
-            self._publish_sock.close()
+        if self._publish_server is not None:
+            self._publish_server.close()
         self._close_backlog()
         for handle in self.handles:
             self._signal(handle, signal.SIGTERM)
@@ -397,37 +391,8 @@ class Supervisor:
             while backlog:
                 os.close(backlog.popleft()[0])
 
-    # ---- publish from outside -------------------------------------------------------
-
-    def _open_publish_socket(self, path: str) -> None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(path)
-        os.chmod(path, 0o600)  # this user's processes only
-        sock.listen(64)
-        sock.setblocking(False)
-        self._publish_sock = sock
-        self.loop.add_reader(sock.fileno(), self._on_publisher)
-
-    def _on_publisher(self, _fd: int) -> None:
-        try:
-            conn, _ = self._publish_sock.accept()
-        except (BlockingIOError, InterruptedError, OSError):
-            return
-        self._publishers.add(Channel(self.loop, conn, self._on_publish, self._publishers.discard))
-
-    def _on_publish(self, channel: Channel, kind: int, body: bytes) -> None:
-        if kind != PUBLISH:
-            channel.close()
-            return
-        try:
-            name = unpack_room_message(body)[0]
-        except Exception:
-            channel.close()
-            return
+    def _deliver_published(self, name: str, body: bytes) -> None:
+        """A publish from outside: to the room's owner, which sequences it."""
         target = self.current[owner(name, self.slots)]
         if target is not None and target.control is not None and target.control.send(
                 PUBLISH, body):
