@@ -118,3 +118,11 @@ def test_load_app_and_resolve_workers():
     assert resolve_workers("3") == 3 and resolve_workers("auto") >= 1
     with pytest.raises(ValueError):
         resolve_workers("0")
+
+
+def test_cli_refuses_demo_with_workers_and_bad_counts(capsys):
+    from wsframe.tools.cli import main
+    assert main(["serve", "--demo", "--workers", "2"]) == 2
+    assert "single process" in capsys.readouterr().err
+    assert main(["serve", "--workers", "many"]) == 2
+    assert "a number or 'auto'" in capsys.readouterr().err

@@ -25,7 +25,10 @@ def resolve_workers(value: Union[int, str]) -> int:
     """``auto`` -> the CPU count; a number -> itself (at least 1)."""
     if value == "auto":
         return os.cpu_count() or 1
-    count = int(value)
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number or 'auto', not {value!r}") from None
     if count < 1:
         raise ValueError("workers must be at least 1 (or 'auto')")
     return count

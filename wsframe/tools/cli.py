@@ -145,6 +145,15 @@ def serve_main(args: argparse.Namespace) -> int:
         threshold=args.compress_threshold)
     from wsframe.cluster import Supervisor, load_app, resolve_workers, run_worker, worker_spec
 
+    try:
+        workers = resolve_workers(args.workers)
+    except ValueError as exc:
+        print(f"error: --workers: {exc}", file=sys.stderr)
+        return 2
+    if args.demo and workers > 1:  # its simulated drivers would run once per worker
+        print("error: --demo runs in a single process; drop --workers", file=sys.stderr)
+        return 2
+
     if args.app:
         try:
             server = load_app(args.app)
@@ -169,7 +178,6 @@ def serve_main(args: argparse.Namespace) -> int:
     if worker_spec() is not None:  # started by a supervisor: serve what it hands over
         run_worker(server, tls_context=context)
         return 0
-    workers = resolve_workers(args.workers)
     if workers > 1:
         supervisor = Supervisor(server, [sys.executable, "-m", "wsframe", *args.argv], workers,
                                 host=args.host, port=args.port, tls=context is not None,
