@@ -196,6 +196,11 @@ def test_rolling_restart_drains_with_1012(start_cluster):
     assert all(not alive(pid) for pid in before if wait_for(lambda: not alive(pid), 10))
     _, pid = cluster.connect("/track/1")
     assert pid == cluster.pids()[owner("order:1", 2)]
+    members = [cluster.connect("/member/after") for _ in range(3)]  # rooms by proxy still work
+    assert len({pid for _, pid in members}) == 2
+    time.sleep(0.3)
+    members[0][0].send("after the restart")
+    assert [client.recv(timeout=10) for client, _ in members] == ["after the restart"] * 3
 
 
 def test_rolling_restart_replaces_one_worker_at_a_time(start_cluster):

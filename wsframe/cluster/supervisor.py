@@ -60,14 +60,16 @@ class WorkerHandle:
         self.started = time.monotonic()
         self.deadline: Optional[float] = None  # kill after this (drain / ready timeout)
         self.stats: dict = {}
-        self.handed = 0            # connections handed since its last stats
+        self.handed = 0            # connections handed to it so far
 
     @property
     def pid(self) -> Optional[int]:
         return self.proc.pid if self.proc else None
 
     def load(self) -> int:
-        return self.stats.get("connections", 0) + self.handed
+        """Its connections, counting those handed to it that it has not reported yet."""
+        stats = self.stats
+        return stats.get("connections", 0) + max(0, self.handed - stats.get("received", 0))
 
 
 class Supervisor:
@@ -212,6 +214,11 @@ class Supervisor:
     def _on_message(self, channel: Channel, kind: int, body: bytes) -> None:
         handle: WorkerHandle = channel.tag
         if kind == ROUTE:
+            if self.current[handle.slot] is not handle:
+                # a draining worker: its slot is its successor's now, and so are the room
+                # memberships announced under it (an old LEAVE must not undo a new JOIN)
+                self.relay_dropped += 1
+                return
             target = self.current[int.from_bytes(body[:2], "big")]
             if target is not None and target.control is not None and target.control.send_raw(
                     body[2:]):
@@ -220,7 +227,6 @@ class Supervisor:
                 self.relay_dropped += 1
         elif kind == STATS:
             handle.stats = json.loads(body)
-            handle.handed = 0
         elif kind == READY:
             self._on_ready(handle)
 
@@ -360,9 +366,12 @@ class Supervisor:
             socket.send_fds(handle.handoff, [message], [fd])
         except (BlockingIOError, InterruptedError):
             return False
-        except OSError as exc:
+        except OSError as exc:  # the worker is gone: the connection with it
             log.warning("handoff to worker %d failed: %s", handle.slot, exc)
-        os.close(fd)  # the worker has its own copy now (or it failed): we keep none
+            os.close(fd)
+            self.lost_backlog += 1
+            return True
+        os.close(fd)  # the worker has its own copy now: we keep none
         handle.handed += 1
         self.handed_off += 1
         return True

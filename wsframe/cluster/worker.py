@@ -69,6 +69,7 @@ class Worker:
         self.rooms = ClusterRooms(self.slot, self.slots, self._send_to)
         server.rooms = self.rooms
         self.lost_handoffs = 0
+        self.received = 0       # handoffs taken (the supervisor's load estimate needs it)
         loop.add_reader(self.handoff.fileno(), self._on_handoff)
         loop.on_tick(self._report)
 
@@ -95,11 +96,13 @@ class Worker:
                     got.frombytes(payload[:len(payload) - len(payload) % got.itemsize])
                     received.extend(got)
             if flags & socket.MSG_CTRUNC or not received:
+                self.received += 1
                 self.lost_handoffs += 1  # out of fds here: the kernel dropped the socket
                 for fd in received:
                     os.close(fd)
                 continue
             fd = received[0]
+            self.received += 1
             for extra in received[1:]:
                 os.close(extra)
             if self.server._stopping:
@@ -148,6 +151,7 @@ class Worker:
             "open": server.stats.open, "rooms": len(server.rooms),
             "queued_bytes": sum(conn._out_size for conn in conns),
             "fd_limit": server.fd_limits[0], "lost_handoffs": self.lost_handoffs,
+            "received": self.received,
             "channel_dropped": self.control.dropped,
         }))
 
