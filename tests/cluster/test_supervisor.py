@@ -293,6 +293,15 @@ def test_builtin_app_rooms_with_workers(start_cluster):
     a.send("hello")
     assert b.recv(timeout=10) == "hello" and a.recv(timeout=10) == "hello"
     assert wait_for(lambda: [w["connections"] for w in cluster.health()["workers"]].count(2) == 1)
+    # /proxy/<name>: no key, so members go to the least-loaded worker (the other one first)
+    p1 = connect(f"ws://127.0.0.1:{cluster.port}/proxy/green", timeout=10)
+    assert wait_for(lambda: sorted(w["connections"] for w in cluster.health()["workers"])
+                    == [1, 2])
+    p2 = connect(f"ws://127.0.0.1:{cluster.port}/proxy/green", timeout=10)
+    cluster.clients += [p1, p2]
+    time.sleep(0.3)
+    p2.send("spread")
+    assert p1.recv(timeout=10) == "spread" and p2.recv(timeout=10) == "spread"
 
 
 def test_supervisor_gives_up_on_workers_that_never_start():
