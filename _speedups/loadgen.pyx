@@ -41,6 +41,8 @@ cdef extern from "wsload.h" nogil:
         int nsources
         int stop_fd
         int64_t *progress
+        long room_size
+        size_t room_off
     int WSL_PROGRESS
 
     ctypedef struct wsl_result:
@@ -144,7 +146,7 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
              double duration=10.0, double warmup=1.0, double ramp_rate=5000.0,
              source_addresses=("127.0.0.1",), double rate=0.0,
              double handshake_timeout=10.0, double close_timeout=2.0, int stop_fd=-1,
-             progress=None):
+             progress=None, long room_size=0):
     """Drive a WebSocket server with ``connections`` clients; returns a dict of results.
 
     Modes: ``"echo"`` keeps ``inflight`` messages outstanding per connection
@@ -167,11 +169,18 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
     errno name, ``"reset"``, ``"eof"``, ``"handshake_timeout"``,
     ``"bad_handshake"``, ``"protocol_error"``) to a count and includes the
     ``dropped`` connections that were open when they ended abnormally.
+
+    ``room_size`` > 0: ``{room}`` in ``path`` becomes 8 hex digits, the
+    connection's index divided by ``room_size`` (``/room/a-{room}``: rooms of
+    ``room_size`` members each, one path per room).
     """
     cdef wsl_config cfg
     cdef wsl_result *res
     cdef uint32_t *sources = NULL
     cdef int err, i
+    cdef Py_ssize_t room_at = path.find("{room}") if room_size > 0 else -1
+    if room_at >= 0:
+        path = path[:room_at] + "00000000" + path[room_at + 6:]
     cdef bytes target = _request_target(path)
 
     if mode not in MODES:
@@ -203,6 +212,8 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
     cfg.handshake_timeout = handshake_timeout
     cfg.close_timeout = close_timeout
     cfg.stop_fd = stop_fd
+    cfg.room_size = room_size if room_at >= 0 else 0
+    cfg.room_off = <size_t>room_at if room_at >= 0 else 0
     cfg.progress = NULL
     cdef Py_buffer view
     cdef bint have_view = False

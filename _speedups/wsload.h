@@ -91,6 +91,8 @@ typedef struct {
     int nsources;
     int stop_fd;                /* stop early when readable; -1: none */
     volatile int64_t *progress; /* live counters for a watcher, or NULL (see WSL_PROGRESS) */
+    long room_size;             /* > 0: path[room_off..+8] becomes connection index / room_size */
+    size_t room_off;            /*      in 8 hex digits (one room per room_size connections) */
 } wsl_config;
 
 /* progress[]: what another process may read while the run goes on. */
@@ -170,7 +172,7 @@ typedef struct {
     unsigned char *rbuf;
     unsigned char *payload;    /* one message, unmasked; bytes 0-23 rewritten per batch */
     char *request;             /* the handshake request, key at key_off */
-    size_t request_len, key_off;
+    size_t request_len, key_off, room_off;  /* room_off: 0, or where the room digits go */
     wsl_stage st;
 } wsl_loop;
 
@@ -792,6 +794,8 @@ static void wsl_connected(wsl_loop *L, wsl_conn *c)
     }
     memcpy(L->st.p, L->request, L->request_len);
     wsl_base64_16(nonce, (char *)L->st.p + L->key_off);
+    if (L->room_off)
+        wsl_put_hex(L->st.p + L->room_off, (uint64_t)((c - L->conns) / L->cfg->room_size), 8);
     L->st.len = L->request_len;
     wsl_flush(L, c);
 }
@@ -1121,6 +1125,8 @@ static int wsl_setup(wsl_loop *L, const wsl_config *cfg, wsl_result *res)
                  "Connection: Upgrade\r\nSec-WebSocket-Key: ", cfg->path, host);
     if (n < 0 || (size_t)n >= cap) return EINVAL;
     L->key_off = (size_t)n;
+    if (cfg->room_size > 0 && cfg->room_off + 8 <= path_len)
+        L->room_off = 4 + cfg->room_off;   /* after "GET " */
     n = snprintf(L->request + L->key_off, cap - L->key_off,
                  "########################\r\nSec-WebSocket-Version: 13\r\n\r\n");
     if (n < 0 || L->key_off + (size_t)n >= cap) return EINVAL;

@@ -3,6 +3,9 @@
 * any path: every message is echoed back (text as text, binary as binary);
 * ``/room/<name>``: the connection joins room ``<name>`` and every message
   it sends is broadcast to every member, sender included;
+* ``/proxy/<name>``: the same without a partition key: with workers, members
+  land on the least-loaded worker and join the room by proxy (measures rooms
+  across workers);
 * ``GET /health``: a JSON line with the server's counters.
 
 ``wsframe serve --demo`` adds the live tracking demo (see :mod:`wsframe.tools.demo`).
@@ -35,7 +38,8 @@ class RoomBroadcast(Endpoint):
 
 def install_builtin_app(server: Server) -> None:
     """Echo on every path, rooms on ``/room/{name}``, counters on ``/health``."""
-    server.route("/room/{name}", RoomBroadcast())
+    server.route("/room/{name}", RoomBroadcast(), partition="{name}")  # owner: by name
+    server.route("/proxy/{name}", RoomBroadcast())  # no key: spread, joined by proxy
     server.default = Echo()
 
     def health(request):

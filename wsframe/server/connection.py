@@ -192,7 +192,7 @@ class ServerConnection(FdStream, Protocol):
     def _catch_up_rooms(self) -> None:
         """A room batch pending this turn goes out before a direct send (order)."""
         rooms = self._rooms
-        if rooms.__class__ is Room:
+        if rooms.__class__ is not set:  # one Room (or a subclass, e.g. wsframe.cluster's)
             if rooms._batch:
                 rooms._catch_up(self)
         else:

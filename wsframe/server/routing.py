@@ -33,9 +33,23 @@ class Router(Generic[T]):
 
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern, T]] = []
+        #: pattern -> how a connection's partition key derives from the request (see
+        #: wsframe.cluster): a ``str.format`` template over the route's parameters
+        #: (``"order:{order_id}"``) or a callable ``(request, params) -> str | None``.
+        self.partitions: dict[str, object] = {}
 
-    def add(self, pattern: str, target: T) -> None:
+    def add(self, pattern: str, target: T, partition: object = None) -> None:
         self._routes.append((pattern, compile_pattern(pattern), target))
+        if partition is not None:
+            self.partitions[pattern] = partition
+
+    def match_pattern(self, path: str) -> Optional[tuple[str, T, dict[str, str]]]:
+        """Like :meth:`match`, with the pattern that matched first."""
+        for pattern, regex, target in self._routes:
+            found = regex.fullmatch(path)
+            if found:
+                return pattern, target, found.groupdict()
+        return None
 
     def match(self, path: str) -> Optional[tuple[T, dict[str, str]]]:
         """The first target whose pattern matches ``path``, with its parameters."""

@@ -163,17 +163,21 @@ class Server:
 
     # ---- configuration ---------------------------------------------------------------
 
-    def route(self, pattern: str, endpoint: Optional[Endpoint] = None):
+    def route(self, pattern: str, endpoint: Optional[Endpoint] = None, *,
+              partition: object = None):
         """Serve WebSocket connections on ``pattern`` with ``endpoint``.
 
         Also a class decorator: ``@server.route("/chat") class Chat(Endpoint): ...``.
+        ``partition`` (used with worker processes, see :mod:`wsframe.cluster`): the
+        connection's partition key, a template over the route's parameters
+        (``"order:{order_id}"``) or a callable ``(request, params) -> str | None``.
         """
         if endpoint is not None:
-            self.routes.add(pattern, endpoint)
+            self.routes.add(pattern, endpoint, partition)
             return endpoint
 
         def register(cls):
-            self.routes.add(pattern, cls() if isinstance(cls, type) else cls)
+            self.routes.add(pattern, cls() if isinstance(cls, type) else cls, partition)
             return cls
         return register
 

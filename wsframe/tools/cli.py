@@ -1,6 +1,6 @@
 """The ``wsframe`` command line (also ``python -m wsframe``).
 
-    wsframe serve [--host 127.0.0.1] [--port 8765] [--demo] ...
+    wsframe serve [APP] [--workers N|auto] [--host 127.0.0.1] [--port 8765] [--demo] ...
     wsframe connect URL [--echo]
     wsframe explain HEX... | --handshake KEY | --head
     wsframe bench capacity|echo|broadcast [URL] ...
@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run a server: echo on any path, rooms on "
                                 "/room/<name>, /health; --demo adds the tracking demo")
+    serve.add_argument("app", nargs="?", metavar="APP",
+                       help="module:attribute naming your Server (or a factory returning one); "
+                       "default: the built-in app")
+    serve.add_argument("--workers", default="1", metavar="N|auto",
+                       help="worker processes behind one port, rooms partitioned by key "
+                       "(auto: one per CPU; default 1: a single process)")
+    serve.add_argument("--publish-socket", metavar="PATH",
+                       help="with --workers: a Unix socket for wsframe.cluster.publish()")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--demo", action="store_true",
@@ -101,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     if args.version:
         print(version_text())
         return 0
@@ -140,13 +149,31 @@ def serve_main(args: argparse.Namespace) -> int:
         client_max_window_bits=args.client_max_window_bits,
         mem_level=args.deflate_mem_level, level=args.deflate_level,
         threshold=args.compress_threshold)
-    server = Server(limits=limits, heartbeat=heartbeat, compression=compression,
-                    backpressure=Backpressure(args.max_queue, Policy(args.backpressure)),
-                    raise_fd_limit=True, tune_malloc=True,
-                    origins=tuple(args.origin) if args.origin else None,
-                    max_connections=args.max_connections,
-                    max_connections_per_address=args.max_connections_per_address)  # a process of its own: both are ours
-    install_builtin_app(server)
+    from wsframe.cluster import Supervisor, load_app, resolve_workers, run_worker, worker_spec
+
+    try:
+        workers = resolve_workers(args.workers)
+    except ValueError as exc:
+        print(f"error: --workers: {exc}", file=sys.stderr)
+        return 2
+    if args.demo and workers > 1:  # its simulated drivers would run once per worker
+        print("error: --demo runs in a single process; drop --workers", file=sys.stderr)
+        return 2
+
+    if args.app:
+        try:
+            server = load_app(args.app)
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
+            print(f"error: cannot load {args.app}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        server = Server(limits=limits, heartbeat=heartbeat, compression=compression,
+                        backpressure=Backpressure(args.max_queue, Policy(args.backpressure)),
+                        raise_fd_limit=True, tune_malloc=True,  # a process of its own: ours
+                        origins=tuple(args.origin) if args.origin else None,
+                        max_connections=args.max_connections,
+                        max_connections_per_address=args.max_connections_per_address)
+        install_builtin_app(server)
     if args.demo:
         from wsframe.tools.demo import install_demo
         install_demo(server)
@@ -157,6 +184,20 @@ def serve_main(args: argparse.Namespace) -> int:
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
+    if worker_spec() is not None:  # started by a supervisor: serve what it hands over
+        run_worker(server, tls_context=context)
+        return 0
+    if workers > 1:
+        supervisor = Supervisor(server, [sys.executable, "-m", "wsframe", *args.argv], workers,
+                                host=args.host, port=args.port, tls=context is not None,
+                                publish_socket=args.publish_socket)
+        host, port = supervisor.address
+        log.info("wsframe %s serving %s://%s:%d with %d workers (speedups: %s, supervisor "
+                 "pid %d)", __version__, "wss" if context else "ws", host, port, workers,
+                 "compiled" if speedups_enabled() else "pure", os.getpid())
+        supervisor.run()
+        log.info("stopped")
+        return 1 if supervisor.failed else 0
     host, port = server.listen(args.host, args.port, ssl=context, reuse_port=args.reuse_port)
     scheme = "wss" if context else "ws"
     soft, hard = server.fd_limits

@@ -56,6 +56,10 @@ def add_bench_parser(commands) -> None:
     capacity.add_argument("--hold", type=float, default=30.0,
                           help="seconds to hold them (heartbeats answered)")
     capacity.add_argument("--handshake-timeout", type=float, default=10.0)
+    capacity.add_argument("--room-size", type=int, default=0, metavar="N",
+                          help="every connection joins a room of N members: path "
+                          "/room/p<process>-<room> (rooms in use; with --workers each room "
+                          "lives on its owner worker)")
 
     echo = modes.add_parser("echo", help="round trips: N connections, D messages in flight")
     common(echo, "/")
@@ -149,6 +153,25 @@ def _fmt_latency(latency: dict) -> str:
     return " / ".join(f"{k} {latency[k] / 1000:.2f} ms" for k in ("p50", "p90", "p99", "p999"))
 
 
+def _cluster_health(target: Target) -> Optional[dict]:
+    """Our own server's ``/health`` when it runs workers (None otherwise)."""
+    import json
+    import socket
+    try:
+        with socket.create_connection((target.host, target.port), timeout=2) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n")
+            raw = b""
+            while len(raw) < 1 << 20:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                raw += chunk
+        report = json.loads(raw.partition(b"\r\n\r\n")[2])
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) and "workers" in report else None
+
+
 # ---- capacity -----------------------------------------------------------------------------------
 
 def capacity(args, target: Target) -> dict:
@@ -156,10 +179,13 @@ def capacity(args, target: Target) -> dict:
     shares = _split(args.connections, processes)
     sources = _sources(args, processes)
     ramp_seconds = args.connections / max(args.rate, 1)
-    specs = [dict(host=target.host, port=target.port, path=target.path, mode="hold",
+    room_size = getattr(args, "room_size", 0)
+    specs = [dict(host=target.host, port=target.port, mode="hold",
+                  path=f"/room/p{index}-{{room}}" if room_size > 0 else target.path,
                   connections=share, ramp_rate=args.rate / processes, duration=args.hold,
-                  warmup=0.0, source_addresses=tuple(src), handshake_timeout=args.handshake_timeout)
-             for share, src in zip(shares, sources)]
+                  warmup=0.0, source_addresses=tuple(src), handshake_timeout=args.handshake_timeout,
+                  **({"room_size": room_size} if room_size > 0 else {}))
+             for index, (share, src) in enumerate(zip(shares, sources))]
     baseline = Sample(0.0, 0, target.pid)
     sock_before = tcp_sockstat()
     fleet = Fleet(specs, cpus=_cpus(args)).start()
@@ -168,6 +194,7 @@ def capacity(args, target: Target) -> dict:
     start = time.monotonic()
     deadline = start + min(args.time_limit, ramp_seconds * 3 + args.hold + 60)
     server_died = False
+    health_at, health_peak = start, {}   # our own server's /health with workers
     while fleet.running() and time.monotonic() < deadline:
         time.sleep(0.5)
         totals = fleet.totals()
@@ -175,6 +202,12 @@ def capacity(args, target: Target) -> dict:
         samples.append(sample)
         if sample.connections >= peak.connections:
             peak, sock_peak = sample, tcp_sockstat()
+        if target.process is not None and time.monotonic() - health_at >= 5.0:
+            health_at = time.monotonic()
+            snapshot = _cluster_health(target)
+            if snapshot and snapshot["totals"]["connections"] >= health_peak.get(
+                    "totals", {}).get("connections", -1):
+                health_peak = snapshot
         rate = totals["attempted"] / max(sample.t, 1e-9)
         progress.update(f"open {totals['open']:,} / {args.connections:,}  failed "
                         f"{totals['failed']:,}  attempts {rate:,.0f}/s"
@@ -217,6 +250,15 @@ def capacity(args, target: Target) -> dict:
             ("server fds", f"{baseline.fds:,} -> {peak.fds:,}"),
             ("server CPU", _server_cpu_line(target, baseline.cpu, wall)),
         ]
+    if health_peak:
+        workers = health_peak["workers"]
+        rows.append(("workers", f"{len(workers)}: connections "
+                     + " / ".join(f"{w['connections']:,}" for w in workers)
+                     + f"; rooms {health_peak['totals']['rooms']:,}; restarts "
+                     f"{health_peak['totals']['restarts']}"))
+    if room_size > 0:
+        rows.append(("rooms", f"{math.ceil(args.connections / room_size):,} of {room_size} "
+                     "(each on the worker that owns it)"))
     rows += [
         ("kernel TCP memory", f"{(sock_peak.get('mem_bytes', 0) - sock_before.get('mem_bytes', 0)) / 2**20:,.1f} MiB "
                               "(machine-wide, load side included; not in any RSS)"),
@@ -230,6 +272,7 @@ def capacity(args, target: Target) -> dict:
             "held_last": held[-1].as_dict() if held else None,
             "samples": [s.as_dict() for s in samples], "result": merged,
             "sockstat_before": sock_before, "sockstat_peak": sock_peak,
+            "cluster_health": health_peak or None,
             "ok": not server_died and merged["connected"] > 0}
 
 

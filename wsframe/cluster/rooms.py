@@ -1,0 +1,180 @@
+"""Rooms that span worker processes: membership by proxy, fan-out through the owner.
+
+Each room name has one owner slot (:func:`~wsframe.cluster.partition.owner`).
+In the common case every member connected with the room's key and lives in
+the owner's process: a broadcast never leaves it. A worker whose connection
+joins a room owned elsewhere keeps a local :class:`ClusterRoom` for its own
+members and tells the owner once (JOIN, and LEAVE when its last member
+goes): the owner keeps, per room, the set of other slots with members.
+
+Every broadcast is sequenced by the owner, which gives one order per room:
+
+* on the owner: the frame goes to its own members, then the payload goes
+  once to each other slot with members (FANOUT);
+* elsewhere: the payload goes to the owner (PUBLISH), which does the above
+  -- the sender's own process included, so its members see the same order.
+
+Each process builds the frame once for its members (``Room.broadcast``).
+A broadcast that ``exclude``-s a member carries (origin slot, fd) so that
+member's process skips it.
+"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+from wsframe.loop.backpressure import Policy
+from wsframe.server.rooms import BroadcastResult, Room, Rooms
+from wsframe.cluster.partition import owner
+from wsframe.cluster.wire import FANOUT, JOIN, LEAVE, PUBLISH, pack_room_message
+
+__all__ = ["ClusterRoom", "ClusterRooms"]
+
+
+class ClusterRoom(Room):
+    """A room's members in this process; broadcasts reach its members in every worker."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, name: str, rooms: "ClusterRooms") -> None:
+        Room.__init__(self, name, rooms)
+        self.owner = owner(name, rooms.slots)
+
+    def join(self, conn) -> None:
+        first = not self.members
+        Room.join(self, conn)
+        if first and self.members and self.owner != self._rooms.slot:
+            self._rooms.announce(JOIN, self)
+
+    def _discard(self, conn) -> None:
+        if conn not in self.members:
+            return
+        Room._discard(self, conn)
+        if not self.members and self.owner != self._rooms.slot:
+            self._rooms.announce(LEAVE, self)
+
+    def broadcast(self, data: Union[str, bytes], *, text: Optional[bool] = None,
+                  compress: Optional[bool] = None, exclude=None,
+                  policy: Optional[Policy] = None) -> BroadcastResult:
+        """Send to every member in every worker, in one order per room.
+
+        The result counts this process's members only, and only when this
+        process owns the room (otherwise the message is on its way to the
+        owner, which sends it back here too).
+        """
+        rooms: ClusterRooms = self._rooms
+        payload, is_text = _payload(data, text)
+        if self.owner == rooms.slot:
+            result = Room.broadcast(self, data, text=text, compress=compress, exclude=exclude,
+                                    policy=policy)
+            rooms.fan_out(self.name, payload, is_text, compress, -1, -1, policy)
+            return result
+        rooms.to_owner(self.owner, pack_room_message(
+            self.name, payload, text=is_text, compress=compress, origin=rooms.slot,
+            exclude_fd=-1 if exclude is None else exclude.fd, policy=policy))
+        return BroadcastResult()
+
+
+def _payload(data, text: Optional[bool]) -> tuple[bytes, bool]:
+    """Checked and copied at the call, as Room.broadcast does (TypeError to the caller)."""
+    if data.__class__ is str:
+        return data.encode(), True
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a message is str or bytes-like, not {type(data).__name__}")
+    return bytes(data), bool(text)
+
+
+class ClusterRooms(Rooms):
+    """The rooms of one worker, and (for rooms this worker owns) which other slots
+    have members. ``send(slot, kind, body)`` reaches another worker (via the supervisor)."""
+
+    def __init__(self, slot: int, slots: int, send) -> None:
+        Rooms.__init__(self)
+        self.slot = slot
+        self.slots = slots
+        self._send = send
+        self.remote: dict[str, set[int]] = {}   # owned room -> other slots with members
+
+    def get_or_create(self, name: str) -> ClusterRoom:
+        room = self._rooms.get(name)
+        if room is None:
+            room = self._rooms[name] = ClusterRoom(name, self)
+        return room
+
+    # ---- outgoing -------------------------------------------------------------------
+
+    def announce(self, kind: int, room: ClusterRoom) -> None:
+        self._send(room.owner, kind, self.slot.to_bytes(2, "big") + room.name.encode(
+            "utf-8", "surrogatepass"))
+
+    def to_owner(self, slot: int, body: bytes) -> None:
+        self._send(slot, PUBLISH, body)
+
+    def fan_out(self, name: str, payload: bytes, text: bool, compress, origin: int,
+                exclude_fd: int, policy) -> None:
+        """The owner's half of a broadcast: one FANOUT per other slot with members."""
+        slots = self.remote.get(name)
+        if not slots:
+            return
+        plain = None
+        for slot in sorted(slots):
+            if slot == origin and exclude_fd >= 0:
+                body = pack_room_message(name, payload, text=text, compress=compress,
+                                         exclude_fd=exclude_fd, policy=policy)
+            else:
+                if plain is None:
+                    plain = pack_room_message(name, payload, text=text, compress=compress,
+                                              policy=policy)
+                body = plain
+            self._send(slot, FANOUT, body)
+
+    # ---- incoming -------------------------------------------------------------------
+
+    def on_join(self, body: bytes) -> None:
+        slot = int.from_bytes(body[:2], "big")
+        self.remote.setdefault(body[2:].decode("utf-8", "surrogatepass"), set()).add(slot)
+
+    def on_leave(self, body: bytes) -> None:
+        slot = int.from_bytes(body[:2], "big")
+        name = body[2:].decode("utf-8", "surrogatepass")
+        slots = self.remote.get(name)
+        if slots is not None:
+            slots.discard(slot)
+            if not slots:
+                del self.remote[name]
+
+    def on_publish(self, name: str, payload: bytes, text: bool, compress, origin: int,
+                   exclude_fd: int, policy) -> None:
+        """A broadcast for a room this worker owns: local members, then the others."""
+        room = self._rooms.get(name)
+        if room is not None and room.members:
+            skip = _member_by_fd(room, exclude_fd) if origin == self.slot else None
+            Room.broadcast(room, payload, text=text, compress=compress, exclude=skip,
+                           policy=policy)
+        self.fan_out(name, payload, text, compress, origin, exclude_fd, policy)
+
+    def on_fanout(self, name: str, payload: bytes, text: bool, compress, exclude_fd: int,
+                  policy) -> None:
+        room = self._rooms.get(name)
+        if room is not None and room.members:
+            Room.broadcast(room, payload, text=text, compress=compress,
+                           exclude=_member_by_fd(room, exclude_fd), policy=policy)
+
+    def on_restarted(self, slot: int) -> None:
+        """``slot`` has a fresh worker: forget its memberships, re-announce ours to it."""
+        for name in list(self.remote):
+            slots = self.remote[name]
+            slots.discard(slot)
+            if not slots:
+                del self.remote[name]
+        for room in self:
+            if room.members and room.owner == slot and slot != self.slot:
+                self.announce(JOIN, room)
+
+
+def _member_by_fd(room: Room, fd: int):
+    if fd < 0:
+        return None
+    for conn in room.members:
+        if conn.fd == fd:
+            return conn
+    return None
