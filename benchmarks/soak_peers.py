@@ -21,7 +21,8 @@ a queue at the end.
   - ``slowloris``: sends a request head one byte per second that never ends.
 
   The server must cut each one off, or hold it without growth (its socket
-  stops taking bytes); which happened is in the result.
+  stops taking bytes: ``took_nothing_for_s`` at the end); which happened is
+  in the result.
 """
 from __future__ import annotations
 
@@ -40,7 +41,6 @@ __all__ = ["CHURN_COUNTERS", "HOSTILE_KINDS", "churn_main", "hostile_main"]
 CHURN_COUNTERS = ("attempted", "ok", "failed")
 HOSTILE_KINDS = ("never_reader", "ping_flooder", "slowloris")
 REOPEN_DELAY = 1.0     # seconds before a dropped hostile peer comes back
-STALL_SECONDS = 10.0   # a flooder whose socket took nothing this long is held, not growing
 TICK = 0.05
 
 
@@ -226,13 +226,13 @@ class HostilePeer:
 
     def result(self, now: float) -> dict:
         held_for = now - self.opened_at if self.sock is not None else 0.0
-        stalled = (self.sock is not None and self.kind != "slowloris"
-                   and now - self.last_progress >= STALL_SECONDS)
+        idle = now - self.last_progress if self.sock is not None else 0.0
         return {"kind": self.kind, "opens": self.opens, "open_failures": self.open_failures,
                 "cut_off": self.cutoffs, "bytes_sent": self.bytes_sent,
                 "max_bytes_one_connection": self.max_conn_bytes,
                 "longest_connection_s": round(max(self.longest, held_for), 2),
-                "open_at_end": self.sock is not None, "stalled_at_end": stalled}
+                "open_at_end": self.sock is not None,
+                "took_nothing_for_s": round(idle, 2) if self.kind != "slowloris" else None}
 
     def close(self) -> None:
         if self.sock is not None:
