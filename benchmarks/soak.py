@@ -29,8 +29,9 @@ Verdict (PASS = exit 0, FAIL = exit 1), every check printed and in the JSON:
   every publisher survived;
 * churn failures == 0;
 * hostile peers contained: each flooder was cut off at least once or its
-  socket stopped taking bytes (held without growth) for the last 10 s; each
-  slow-handshake peer was dropped (when the hold is long enough to see it);
+  socket took no bytes (held without growth) for the last min(10 s, a third
+  of the hold); each slow-handshake peer was dropped (when the hold is long
+  enough to see it: 15 s or more, the server's handshake bound being 10 s);
 * room traffic flowed (messages published and delivered); the server lived.
 
 Bounded: every phase has a deadline; every process it starts (server, load
@@ -40,14 +41,13 @@ Ctrl-C/SIGTERM. Loopback only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
 import os
-import shlex
 import signal
 import socket
-import statistics
 import sys
 import time
 from typing import Optional
@@ -55,6 +55,8 @@ from typing import Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.soak_peers import CHURN_COUNTERS, churn_main, hostile_main  # noqa: E402
+from benchmarks.soak_verdict import (MIB, check, hostile_check, latency_text,  # noqa: E402
+                                     memory_check, plot)
 from wsframe.tools.bench.fleet import (ENGINE_MISSING, Fleet, engine_available,  # noqa: E402
                                        merge_results)
 from wsframe.tools.bench.probes import Sample, tcp_sockstat  # noqa: E402
@@ -65,8 +67,6 @@ HELD_SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]
 PUBLISHER_SOURCE = "127.0.0.20"
 CHURN_SOURCES = [f"127.0.0.{i}" for i in range(21, 25)]
 HOSTILE_SOURCE = "127.0.0.30"
-MIB = 1 << 20
-STALL_SECONDS = 10.0           # a flooder whose socket took nothing this long is held still
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -147,6 +147,11 @@ class Soak:
         return specs
 
     def start_side_loads(self, lifetime: float) -> None:
+        """The publishers, the churn process and the hostile peers' process."""
+        with _children_leave_signals_to_us():
+            self._start_side_loads(lifetime)
+
+    def _start_side_loads(self, lifetime: float) -> None:
         args, port = self.args, self.target.port
         self.fleets.append(Fleet([dict(
             host="127.0.0.1", port=port, path="/room/r", path_cycle=self.publishers,
@@ -192,7 +197,7 @@ class Soak:
               f"hostile opens {s['hostile_opens']} cut {s['hostile_cut']}", flush=True)
 
     def wait(self, seconds: float, phase: str, until=None) -> bool:
-        """Sample every interval for ``seconds`` (or until ``until()``); False if the server died."""
+        """Sample for ``seconds`` (or until ``until()``); False if the server died."""
         end = time.monotonic() + seconds
         next_sample = time.monotonic()
         every_print = max(self.args.sample_interval, self.args.duration / 30)
@@ -218,7 +223,8 @@ class Soak:
         lifetime = ramp_budget + args.duration + 120   # the engines' own bound; stopped earlier
         self.start_server()
         self.sample("start")
-        self.fleets.append(Fleet(self.held_specs(lifetime)).start())
+        with _children_leave_signals_to_us():
+            self.fleets.append(Fleet(self.held_specs(lifetime)).start())
         held = self.fleets[0]
         self.events["ramp_start"] = time.monotonic() - self.t0
         alive = self.wait(ramp_budget, "ramp", until=lambda: (
@@ -305,7 +311,7 @@ class Soak:
             and held.get("messages_received", 0) > 0,
             f"published {pub.get('messages_sent', 0):,}, delivered to held members "
             f"{held.get('messages_received', 0):,}, delivery latency "
-            f"{_latency(held.get('latency_us', {}))}"))
+            f"{latency_text(held.get('latency_us', {}))}"))
         churn = results.get("churn", {})
         checks.append(check(
             "churn failures 0", "error" not in churn and churn.get("failed", 1) == 0
@@ -324,66 +330,6 @@ class Soak:
                               "peers": [p.pid for p in self.children]},
                 "events": {k: round(v, 3) for k, v in self.events.items()},
                 "results": results, "samples": self.samples}
-
-
-def check(name: str, ok: bool, detail: str) -> dict:
-    return {"name": name, "ok": bool(ok), "detail": detail}
-
-
-def memory_check(samples: list[dict], events: dict, args) -> dict:
-    """Median RSS of the hold's last third against its first third (see the module doc)."""
-    start, end = events.get("hold_start"), events.get("hold_end")
-    name = "memory flat"
-    if start is None or end is None:
-        return check(name, False, "no hold (the ramp or the server failed)")
-    span = end - start
-    hold = [s for s in samples if start <= s["t"] <= end + 1e-6]
-    first = [s["rss"] for s in hold if s["t"] < start + span / 3]
-    last = [s["rss"] for s in hold if s["t"] >= start + 2 * span / 3]
-    if len(first) < 2 or len(last) < 2:
-        return check(name, False, f"too few samples ({len(first)} + {len(last)}) to judge")
-    a, b = statistics.median(first), statistics.median(last)
-    allowed = max(args.flat_pct / 100 * a, args.flat_mib * MIB)
-    peak = max(s["rss"] for s in hold)
-    detail = (f"median RSS first third {a / MIB:.1f} MiB ({len(first)} samples), last third "
-              f"{b / MIB:.1f} MiB ({len(last)}): {(b - a) / MIB:+.1f} MiB, allowed "
-              f"+{allowed / MIB:.1f} MiB (max of {args.flat_pct:g}% and {args.flat_mib:g} MiB); "
-              f"peak {peak / MIB:.1f} MiB")
-    return {**check(name, b - a <= allowed, detail), "first_third_rss": a, "last_third_rss": b,
-            "allowed_growth": allowed, "peak_rss": peak}
-
-
-def hostile_check(result: dict, events: dict) -> dict:
-    """Every flooder cut off or held without growth; every slow handshake dropped."""
-    if "peers" not in result:
-        return check("hostile peers contained", False, result.get("error", "no result"))
-    span = events.get("hold_end", 0) - events.get("hold_start", 0)
-    stall = min(STALL_SECONDS, span / 3)
-    problems, parts = [], []
-    for peer in result["peers"]:
-        kind = peer["kind"]
-        if kind == "slowloris":
-            ok = peer["cut_off"] > 0 or span < 15   # the server's handshake bound is 10 s
-        else:
-            peer["held_still"] = peer["open_at_end"] and peer["took_nothing_for_s"] >= stall
-            ok = peer["cut_off"] > 0 or peer["held_still"]
-        if not ok:
-            problems.append(kind)
-        state = ("held still" if peer.get("held_still") else
-                 "open" if peer["open_at_end"] else "closed")
-        parts.append(f"{kind}: opens {peer['opens']}, cut off {peer['cut_off']}, {state} at "
-                     f"end, {peer['bytes_sent'] / MIB:.1f} MiB sent (max "
-                     f"{peer['max_bytes_one_connection'] / MIB:.1f} on one), longest "
-                     f"{peer['longest_connection_s']:.0f} s")
-    return check("hostile peers contained", not problems,
-                 ("not contained: " + ", ".join(problems) + "; " if problems else "")
-                 + "; ".join(parts))
-
-
-def _latency(lat: dict) -> str:
-    if not lat:
-        return "n/a"
-    return f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms"
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -406,45 +352,20 @@ def server_health(port: int) -> Optional[dict]:
         return None
 
 
-def plot(report: dict, path: str) -> Optional[str]:
-    """RSS (MiB) and held connections over time, the hold's thirds marked; None or an error."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed: no plot"
-    samples, events = report["samples"], report["events"]
-    t = [s["t"] for s in samples]
-    fig, ax = plt.subplots(figsize=(10, 5))
-    ax.plot(t, [s["rss"] / MIB for s in samples], color="tab:red", label="server RSS (MiB)")
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("RSS (MiB)")
-    ax.set_ylim(bottom=0)
-    other = ax.twinx()
-    other.plot(t, [s["connections"] for s in samples], color="tab:blue", label="held open")
-    other.plot(t, [s["fds"] for s in samples], color="tab:gray", linestyle=":",
-               label="server fds")
-    other.set_ylabel("connections")
-    other.set_ylim(bottom=0)
-    if "hold_start" in events and "hold_end" in events:
-        a, b = events["hold_start"], events["hold_end"]
-        ax.axvspan(a, a + (b - a) / 3, color="tab:green", alpha=0.08)
-        ax.axvspan(b - (b - a) / 3, b, color="tab:green", alpha=0.08)
-    lines = ax.get_lines() + other.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="lower right")
-    cfg = report["config"]
-    ax.set_title(f"soak {report['verdict']}: {cfg['connections']:,} held, "
-                 f"{cfg['duration']:g} s, churn {cfg['churn_rate']:g}/s, "
-                 f"publish {cfg['publish_rate']:g}/s")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return None
-
-
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _children_leave_signals_to_us():
+    """Processes forked in here ignore Ctrl-C and die on SIGTERM: this process stops them."""
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM,
+                                                                         signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
 
 
 def main(argv=None) -> int:
@@ -453,6 +374,7 @@ def main(argv=None) -> int:
         print(f"error: {ENGINE_MISSING}")
         return 2
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)   # also where a shell started us ignoring it
     soak = Soak(args)
     try:
         report = soak.run()

@@ -9,7 +9,6 @@ the verdict, and no process left behind.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
