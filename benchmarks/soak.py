@@ -380,12 +380,19 @@ def main(argv=None) -> int:
         report = soak.run()
     except KeyboardInterrupt:
         print("interrupted: stopping everything")
-        return 1
+        report = None
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}")
         return 2
     finally:
         soak.cleanup()
+    if report is None:   # keep what was sampled: no verdict
+        if args.json and soak.samples:
+            with open(args.json, "w") as f:
+                json.dump({"verdict": "INTERRUPTED", "config": vars(args),
+                           "events": soak.events, "samples": soak.samples}, f, indent=1)
+            print(f"samples so far: {args.json}")
+        return 1
     health = report["server"]["health_at_end"] or {}
     if health:
         print("server counters: " + ", ".join(f"{k} {health[k]:,}" for k in (
