@@ -31,6 +31,7 @@ cdef extern from "wsload.h" nogil:
         uint32_t host
         uint16_t port
         const char *path
+        long path_cycle, path_offset
         int mode
         long connections
         int inflight
@@ -146,7 +147,7 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
              double duration=10.0, double warmup=1.0, double ramp_rate=5000.0,
              source_addresses=("127.0.0.1",), double rate=0.0,
              double handshake_timeout=10.0, double close_timeout=2.0, int stop_fd=-1,
-             progress=None, long room_size=0):
+             progress=None, long room_size=0, long path_cycle=0, long path_offset=0):
     """Drive a WebSocket server with ``connections`` clients; returns a dict of results.
 
     Modes: ``"echo"`` keeps ``inflight`` messages outstanding per connection
@@ -173,6 +174,13 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
     ``room_size`` > 0: ``{room}`` in ``path`` becomes 8 hex digits, the
     connection's index divided by ``room_size`` (``/room/a-{room}``: rooms of
     ``room_size`` members each, one path per room).
+
+    ``path_cycle`` > 0 gives each connection its own path: connection ``k``
+    (0-based, in the order they open) asks for ``path`` followed by the
+    decimal ``(path_offset + k) % path_cycle``, e.g. ``path="/room/r"``,
+    ``path_cycle=5000`` spreads the connections over rooms r0-r4999 (a
+    worker of a fleet passes the index of its first connection as
+    ``path_offset``). The path must then have no query.
     """
     cdef wsl_config cfg
     cdef wsl_result *res
@@ -193,6 +201,10 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
         raise ValueError("inflight must be >= 1")
     if size < 24:
         raise ValueError("size must be >= 24 (a 16-digit timestamp and an 8-digit sender id)")
+    if path_cycle < 0 or path_offset < 0:
+        raise ValueError("path_cycle and path_offset must not be negative")
+    if path_cycle and "?" in path:
+        raise ValueError("path_cycle appends a number to the path: give a path without a query")
     if duration < 0 or warmup < 0 or handshake_timeout <= 0 or close_timeout < 0 or rate < 0:
         raise ValueError("durations, timeouts and rate must not be negative")
     addresses = [] if source_addresses is None else list(source_addresses)
@@ -200,6 +212,8 @@ def run_load(str host="127.0.0.1", int port=8765, str path="/", *, str mode="ech
     cfg.host = _ipv4(host, "host")
     cfg.port = <uint16_t>port
     cfg.path = target
+    cfg.path_cycle = path_cycle
+    cfg.path_offset = path_offset
     cfg.mode = MODES[mode]
     cfg.connections = connections
     cfg.inflight = inflight

@@ -77,6 +77,8 @@ typedef struct {
     uint32_t host;              /* IPv4 address, network byte order */
     uint16_t port;              /* host byte order */
     const char *path;           /* request target: "/", "/room/x?a=b" */
+    long path_cycle;            /* > 0: connection k asks for path + decimal (path_offset + k) % path_cycle */
+    long path_offset;
     int mode;                   /* WSL_ECHO ... */
     long connections;           /* connection attempts */
     int inflight;               /* echo: messages outstanding per connection */
@@ -173,6 +175,7 @@ typedef struct {
     unsigned char *payload;    /* one message, unmasked; bytes 0-23 rewritten per batch */
     char *request;             /* the handshake request, key at key_off */
     size_t request_len, key_off, room_off;  /* room_off: 0, or where the room digits go */
+    size_t path_end;           /* where a path_cycle number goes (the end of the path) */
     wsl_stage st;
 } wsl_loop;
 
@@ -787,16 +790,25 @@ static void wsl_connected(wsl_loop *L, wsl_conn *c)
     uint64_t a = wsl_rand(&L->rng), b = wsl_rand(&L->rng);
     memcpy(nonce, &a, 8);
     memcpy(nonce + 8, &b, 8);
+    char digits[24];
+    int nd = 0;
     c->state = WSL_HANDSHAKE;
-    if (wsl_reserve(&L->st, L->request_len) < 0) {
+    if (L->cfg->path_cycle > 0) {   /* this connection's path: path + its number (in the cycle) */
+        nd = snprintf(digits, sizeof digits, "%ld",
+                      (L->cfg->path_offset + (long)(c - L->conns)) % L->cfg->path_cycle);
+        if (nd < 0) nd = 0;
+    }
+    if (wsl_reserve(&L->st, L->request_len + (size_t)nd) < 0) {
         wsl_drop(L, c, ENOMEM);
         return;
     }
-    memcpy(L->st.p, L->request, L->request_len);
-    wsl_base64_16(nonce, (char *)L->st.p + L->key_off);
-    if (L->room_off)
+    memcpy(L->st.p, L->request, L->path_end);
+    memcpy(L->st.p + L->path_end, digits, (size_t)nd);
+    memcpy(L->st.p + L->path_end + nd, L->request + L->path_end, L->request_len - L->path_end);
+    wsl_base64_16(nonce, (char *)L->st.p + L->key_off + nd);
+    if (L->room_off)  /* inside the path, before path_end: the insertion does not move it */
         wsl_put_hex(L->st.p + L->room_off, (uint64_t)((c - L->conns) / L->cfg->room_size), 8);
-    L->st.len = L->request_len;
+    L->st.len = L->request_len + (size_t)nd;
     wsl_flush(L, c);
 }
 
@@ -1124,6 +1136,7 @@ static int wsl_setup(wsl_loop *L, const wsl_config *cfg, wsl_result *res)
     n = snprintf(L->request, cap, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: ", cfg->path, host);
     if (n < 0 || (size_t)n >= cap) return EINVAL;
+    L->path_end = 4 + path_len;   /* "GET " + path */
     L->key_off = (size_t)n;
     if (cfg->room_size > 0 && cfg->room_off + 8 <= path_len)
         L->room_off = 4 + cfg->room_off;   /* after "GET " */

@@ -277,6 +277,28 @@ def test_parser_fragments_lengths_cuts_ping_close():
     assert result["closed_by_server"] == 1 and result["survivors"] == 0
 
 
+def test_path_cycle_gives_each_connection_its_path():
+    names = []
+
+    class Record(Endpoint):
+        def on_open(self, conn, request, params):
+            names.append(params["name"])
+
+    with running_server(lambda s: s.route("/room/{name}", Record()), heartbeat=None) as (_, port):
+        result = run_load(port=port, path="/room/r", mode="hold", connections=7,
+                          path_cycle=3, path_offset=1, duration=0.2, **QUICK)
+    assert result["connected"] == result["survivors"] == 7 and result["failed"] == {}
+    # connection k asks for /room/r<(1 + k) % 3>, in the order the connections open
+    assert sorted(names) == sorted(["r1", "r2", "r0", "r1", "r2", "r0", "r1"])
+
+
+@pytest.mark.parametrize("kwargs", [{"path_cycle": -1}, {"path_offset": -1},
+                                    {"path_cycle": 2, "path": "/room/r?x=1"}])
+def test_path_cycle_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        run_load(**{"path": "/room/r", "connections": 1, **kwargs})
+
+
 def test_handshake_request():
     with scripted_server(lambda conn: conn.sendall(server_frame(8, b"\x03\xe8"))) as (port, box):
         result = run_load(port=port, path="/room/a?x=1", mode="hold", connections=1,
