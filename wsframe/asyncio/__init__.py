@@ -1,0 +1,1 @@
+"""wsframe on asyncio (placeholder, filled below)."""
