@@ -28,7 +28,7 @@ import os
 from collections import deque
 from typing import Any, Optional
 
-from wsframe.errors import PeerTimeout
+from wsframe.errors import InvalidHandshake, PeerTimeout
 from wsframe.sansio import events as ev
 from wsframe.sansio.protocol import CLOSED, OPEN
 from wsframe.sansio.roles import EventProtocol
@@ -75,8 +75,9 @@ class Adapter(asyncio.Protocol):
         proto = self.proto
         proto.receive_data(data)
         events = proto.events()
-        if events:
+        while events:  # a hook may produce more (accept() parses the bytes that came early)
             self._dispatch(events)
+            events = proto.events()
         self.flush()
 
     def eof_received(self) -> Optional[bool]:
@@ -92,7 +93,10 @@ class Adapter(asyncio.Protocol):
         self.stop_keepalive()
         self._cancel_close_timer()
         if self.proto.state is not CLOSED:
-            self.proto.receive_eof()  # §7.1.5: 1006 unless the closing handshake completed
+            try:
+                self.proto.receive_eof()  # §7.1.5: 1006 unless the closing handshake completed
+            except InvalidHandshake:      # a client whose handshake never finished
+                pass
         self.proto.data_to_send()     # nothing can be written any more
         events = self.proto.events()
         if events:
