@@ -8,9 +8,10 @@ from wsframe.asgi import Disconnected, WebSocketProtocol
 from wsframe.errors import ConnectionClosed, InvalidResponse
 from wsframe import codec
 from wsframe.codec.frames import OP_TEXT
-from wsframe.sansio.events import Accepted, BinaryMessage, CloseReceived, Closed
+from wsframe.sansio.events import Accepted, BinaryMessage, CloseReceived, Closed, TextMessage
 from wsframe.sansio.roles import ClientProtocol
 
+from tests.asgi import echo_app as echo_app_module
 from tests.asgi.helpers import make_protocol, running_uvicorn
 
 
@@ -295,4 +296,24 @@ def test_app_close_waits_for_the_peer_close():
         protocol.data_received(client.data_to_send())  # the client's answering Close
         assert transport.closed and protocol.close_timer is None
         assert isinstance(protocol, WebSocketProtocol)
+    asyncio.run(main())
+
+
+def test_answers_to_messages_before_a_bad_frame_go_out_before_the_close():
+    async def main():
+        protocol, transport, state = make_protocol(echo_app_module.app)
+        client = ClientProtocol("127.0.0.1", "/", deflate=None)
+        handshake(protocol, client)
+        await settle()
+        client.receive_data(transport.buffer)
+        client.events()
+        transport.buffer = b""
+        client.send("first")
+        protocol.data_received(client.data_to_send() + b"\x83\x80abcd")  # opcode 3: reserved
+        assert transport.buffer == b""  # the Close waits for the app's answer to "first"
+        await asyncio.gather(*state.tasks)
+        client.receive_data(transport.buffer)
+        events = client.events()
+        assert events[0] == TextMessage("first") and events[-1].code == 1002
+        assert transport.closed
     asyncio.run(main())

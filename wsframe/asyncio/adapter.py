@@ -62,6 +62,7 @@ class Adapter(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future] = []
+        self._deferred: Optional[asyncio.TimerHandle] = None  # a failure's Close, held back
         self.lost = False               # connection_lost() happened
         self.closing = False            # we sent a Close frame first (start_close)
         self.closed_event: Optional[ev.Closed] = None
@@ -78,6 +79,13 @@ class Adapter(asyncio.Protocol):
         while events:  # a hook may produce more (accept() parses the bytes that came early)
             self._dispatch(events)
             events = proto.events()
+        if (self._queued_messages and self.closed_event is not None
+                and proto.state is not CLOSED and self._deferred is None):
+            # The peer broke the protocol after messages the application has not read
+            # yet: its answers to them go first, then the Close frame (as on the epoll
+            # server, whose handlers answer synchronously). At most close_timeout.
+            self._deferred = self.loop.call_later(self.close_timeout, self.flush)
+            return
         self.flush()
 
     def eof_received(self) -> Optional[bool]:
@@ -92,6 +100,9 @@ class Adapter(asyncio.Protocol):
         self.lost = True
         self.stop_keepalive()
         self._cancel_close_timer()
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         if self.proto.state is not CLOSED:
             try:
                 self.proto.receive_eof()  # §7.1.5: 1006 unless the closing handshake completed
@@ -154,6 +165,9 @@ class Adapter(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write what the core has to send; close TCP when the core says so (§7.1.1)."""
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         out = self.proto.data_to_send()
         transport = self.transport
         if transport is None or self.lost:
@@ -218,6 +232,8 @@ class Adapter(asyncio.Protocol):
         item, message = self._queue.popleft()
         if message:
             self._queued_messages -= 1
+            if self._deferred is not None and not self._queued_messages:
+                self.loop.call_soon(self.flush)  # after the application's answer to this one
             if self._read_paused and (self.max_queue is None
                                       or self._queued_messages < self.max_queue):
                 self.resume_reading()
