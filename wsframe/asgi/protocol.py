@@ -183,13 +183,11 @@ class WebSocketProtocol(Adapter):
         elif kind == "websocket.send":
             data = message.get("bytes")
             if data is None:
-                text = message.get("text")
-                if text is None:
+                data = message.get("text")
+                if data is None:
                     raise RuntimeError("websocket.send needs 'bytes' or 'text'")
-                self.proto.send(text)
-            else:
-                self.proto.send(data)
-            self.flush()
+            self.proto.send(data)
+            self.sent(len(data))
         elif kind == "websocket.close":
             self.close_sent = True
             self.start_close(message.get("code") or 1000, message.get("reason") or "")

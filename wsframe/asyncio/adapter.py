@@ -63,6 +63,8 @@ class Adapter(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future] = []
         self._deferred: Optional[asyncio.TimerHandle] = None  # a failure's Close, held back
+        self._flush_scheduled = False   # sent messages wait for the end of this loop turn
+        self._batched = 0               # messages sent since the last write
         self.lost = False               # connection_lost() happened
         self.closing = False            # we sent a Close frame first (start_close)
         self.closed_event: Optional[ev.Closed] = None
@@ -168,6 +170,7 @@ class Adapter(asyncio.Protocol):
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
+        self._batched = 0
         out = self.proto.data_to_send()
         transport = self.transport
         if transport is None or self.lost:
@@ -177,6 +180,25 @@ class Adapter(asyncio.Protocol):
         if self.proto.close_tcp and not transport.is_closing():
             self._cancel_close_timer()
             transport.close()
+
+    def sent(self, size: int) -> None:
+        """A message of ``size`` bytes was queued in the core: write it this loop turn.
+
+        Messages sent one after another without the application yielding
+        (answers to a burst of requests) leave in one write: a system call per
+        burst instead of per message. Large messages, or 32 in a row, are
+        written at once, so the bytes held back stay small.
+        """
+        self._batched += 1
+        if size >= 16384 or self._batched >= 32:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_turn)
+
+    def _flush_turn(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""

@@ -66,7 +66,7 @@ class Connection(Adapter):
         if self.proto.state is not OPEN or self.lost:
             raise self._closed_error()
         self.proto.send(message)
-        self.flush()
+        self.sent(len(message))
 
     async def send_fragments(self, pieces) -> None:
         """Send one message in several frames (an iterable or async iterable of pieces)."""
