@@ -36,6 +36,7 @@ class FakeTransport:
 
     def __init__(self) -> None:
         self.buffer = b""
+        self.writes = 0
         self.closed = False
         self.reading_paused = False
 
@@ -44,6 +45,7 @@ class FakeTransport:
 
     def write(self, data: bytes) -> None:
         self.buffer += data
+        self.writes += 1
 
     def close(self) -> None:
         self.closed = True

@@ -2,6 +2,7 @@
 import asyncio
 
 import pytest
+import uvloop
 
 import wsframe.asyncio as wsa
 from wsframe.asgi import Disconnected, WebSocketProtocol
@@ -36,8 +37,8 @@ async def echo_app(scope, receive, send):
             await send({"type": "websocket.send", "bytes": message["bytes"]})
 
 
-@pytest.mark.parametrize("http", ["h11", "httptools"])
-def test_echo_through_uvicorn(http):
+@pytest.mark.parametrize("http,loop", [("h11", "asyncio"), ("httptools", "uvloop")])
+def test_echo_through_uvicorn(http, loop):
     async def main():
         async with running_uvicorn(echo_app, http=http) as (_, port):
             url = f"ws://127.0.0.1:{port}/a%2Fb?x=1"
@@ -52,7 +53,7 @@ def test_echo_through_uvicorn(http):
                 await ws.send(b"\x00" * 300_000)
                 assert await ws.recv() == b"\x00" * 300_000
             assert ws.close_code == 1000
-    asyncio.run(main())
+    uvloop.run(main()) if loop == "uvloop" else asyncio.run(main())
 
 
 def test_uvicorn_settings_apply():
@@ -316,4 +317,39 @@ def test_answers_to_messages_before_a_bad_frame_go_out_before_the_close():
         events = client.events()
         assert events[0] == TextMessage("first") and events[-1].code == 1002
         assert transport.closed
+    asyncio.run(main())
+
+
+def test_messages_sent_in_one_turn_leave_in_one_write():
+    writes = []  # the transport's write count at points of the app
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        writes.append(transports[0].writes)                  # the 101
+        for i in range(3):
+            await send({"type": "websocket.send", "text": str(i)})
+        await asyncio.sleep(0)
+        writes.append(transports[0].writes)                  # 3 messages: one write
+        for i in range(40):
+            await send({"type": "websocket.send", "bytes": b"x"})
+        writes.append(transports[0].writes)                  # 32 at once, 8 still held
+        await asyncio.sleep(0)
+        writes.append(transports[0].writes)                  # ... then the other 8
+        await send({"type": "websocket.send", "bytes": b"y" * 20000})
+        writes.append(transports[0].writes)                  # a large one at once
+
+    transports = []
+
+    async def main():
+        protocol, transport, state = make_protocol(app)
+        transports.append(transport)
+        client = ClientProtocol("127.0.0.1", "/", deflate=None)
+        handshake(protocol, client)
+        await asyncio.gather(*state.tasks)
+        first = writes[0]
+        assert writes == [first, first + 1, first + 2, first + 3, first + 4]
+        client.receive_data(transport.buffer)
+        events = client.events()
+        assert [e.data for e in events[1:4]] == ["0", "1", "2"] and len(events) == 1 + 3 + 40 + 1
     asyncio.run(main())

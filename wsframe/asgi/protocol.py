@@ -74,7 +74,6 @@ class WebSocketProtocol(Adapter):
         self.close_sent = False           # the app sent websocket.close or a denial response
         self._response: Optional[int] = None   # status of a denial response in progress
         self._response_chunked = False
-        self._response_body: list[bytes] = []
         self._response_headers: list[tuple[str, str]] = []
         self._response_head_sent = False
         self._disconnect: Optional[dict[str, Any]] = None
@@ -242,10 +241,8 @@ class WebSocketProtocol(Adapter):
         more = message.get("more_body", False)
         if not self._response_head_sent:
             if not more:  # all of it at once: a Content-Length response
-                self._write_head(len(body) + sum(map(len, self._response_body)))
-                body = b"".join(self._response_body) + body
-                self._response_body.clear()
-            else:
+                self._write_head(len(body))
+            else:  # pieces of unknown total length: chunked (RFC 7230 §4.1)
                 self._response_chunked = True
                 self._write_head(None)
         if self._response_chunked:
