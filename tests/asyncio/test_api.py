@@ -207,3 +207,24 @@ def test_interoperates_with_websockets():
             assert client.close_code == 4001
     asyncio.run(main())
     assert websockets.__version__
+
+
+def test_wss_with_certificate_verification():
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    async def main():
+        async with wsa.serve(echo, "127.0.0.1", 0, ssl=server_context) as server:
+            async with wsa.connect(f"wss://localhost:{server.port}/", ssl=client_context) as ws:
+                await ws.send("secret")
+                assert await ws.recv() == "secret"
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await wsa.connect(f"wss://localhost:{server.port}/")  # the system's CAs only
+    asyncio.run(main())
