@@ -167,7 +167,8 @@ class WebSocketProtocol(Adapter):
 
     async def send(self, message: dict[str, Any]) -> None:
         """The ASGI ``send`` callable."""
-        await self.drain()
+        if self._write_paused:
+            await self.drain()
         kind = message["type"]
         if self.lost:
             raise Disconnected("the client is gone")

@@ -62,7 +62,8 @@ class Connection(Adapter):
 
     async def send(self, message: Union[str, bytes, bytearray, memoryview]) -> None:
         """Send one message (``str`` as text); waits while the write buffer is full."""
-        await self.drain()
+        if self._write_paused:
+            await self.drain()
         if self.proto.state is not OPEN or self.lost:
             raise self._closed_error()
         self.proto.send(message)
