@@ -228,3 +228,38 @@ def test_wss_with_certificate_verification():
             with pytest.raises(ssl.SSLCertVerificationError):
                 await wsa.connect(f"wss://localhost:{server.port}/")  # the system's CAs only
     asyncio.run(main())
+
+
+def test_rooms_broadcast_to_every_member():
+    from wsframe.asyncio import Room
+
+    async def chat(ws):
+        room = ws.server.rooms.get_or_create(ws.request.path)
+        room.add(ws)
+        try:
+            await ws.send(f"joined {len(room)}")
+            async for message in ws:
+                assert room.broadcast(message).sent == len(room)
+        finally:
+            room.discard(ws)
+
+    async def main():
+        async with wsa.serve(chat, "127.0.0.1", 0) as server:
+            url = f"ws://127.0.0.1:{server.port}/room/a"
+            async with wsa.connect(url) as a, wsa.connect(url, deflate=None) as b:
+                assert await a.recv() == "joined 1" and await b.recv() == "joined 2"
+                assert a.proto.deflate is not None and b.proto.deflate is None
+                await a.send("x" * 300)          # compressed for a, plain for b
+                assert await a.recv() == "x" * 300 and await b.recv() == "x" * 300
+                await b.send(b"\x01\x02")
+                assert await a.recv() == b"\x01\x02" and await b.recv() == b"\x01\x02"
+                assert len(server.rooms) == 1
+            for _ in range(100):  # the handlers finish after the clients closed
+                if not len(server.rooms):
+                    break
+                await asyncio.sleep(0.01)
+            assert len(server.rooms) == 0  # an empty room is dropped
+
+        room = Room("lonely")
+        assert room.broadcast("nobody") == (0, 0)
+    asyncio.run(main())

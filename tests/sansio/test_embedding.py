@@ -165,3 +165,16 @@ def test_send_fragment_needs_an_open_connection():
     server.close()
     with pytest.raises(InvalidState):
         server.send_fragment(b"x")
+
+
+def test_a_shared_encoded_frame_goes_to_many_connections():
+    pairs = [open_pair() for _ in range(3)]
+    frame = codec.server_frame(OP_TEXT, "to all".encode())  # unmasked: the same bytes for all
+    for client, server in pairs:
+        server.send_encoded(frame)
+        client.receive_data(server.data_to_send())
+        assert client.events() == [TextMessage("to all")]
+    client, server = pairs[0]
+    server.send_fragment(b"a")
+    with pytest.raises(InvalidState):
+        server.send_encoded(frame)  # §5.4: not inside a fragmented message

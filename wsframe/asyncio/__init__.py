@@ -18,7 +18,8 @@ Works on the default event loop and on uvloop. The same
 from wsframe.asyncio.adapter import Adapter
 from wsframe.asyncio.client import ClientConnection, connect
 from wsframe.asyncio.connection import Connection
+from wsframe.asyncio.rooms import BroadcastResult, Room, Rooms
 from wsframe.asyncio.server import Server, ServerConnection, serve
 
 __all__ = ["connect", "serve", "Connection", "ClientConnection", "ServerConnection", "Server",
-           "Adapter"]
+           "Adapter", "Room", "Rooms", "BroadcastResult"]

@@ -69,6 +69,11 @@ class Connection(Adapter):
         self.proto.send(message)
         self.sent(len(message))
 
+    def write_frame(self, frame: bytes) -> None:
+        """Queue a message already encoded for this connection (a room's broadcast)."""
+        self.proto.send_encoded(frame)
+        self.sent(len(frame))
+
     async def send_fragments(self, pieces) -> None:
         """Send one message in several frames (an iterable or async iterable of pieces)."""
         if hasattr(pieces, "__aiter__"):

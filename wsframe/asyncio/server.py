@@ -17,7 +17,8 @@ raises, with 1011 (the error is logged; the server goes on). Heartbeat
 (``ping_interval`` / ``ping_timeout``), message limits (:class:`Limits`),
 ``max_queue`` and permessage-deflate apply as on the epoll server.
 ``process_request(request)`` may refuse a request by returning
-``(status, reason)``. :meth:`Server.close` closes every connection with 1001.
+``(status, reason)``. ``server.rooms`` (:class:`~wsframe.asyncio.rooms.Rooms`)
+groups connections for broadcasts. :meth:`Server.close` closes every connection with 1001.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import logging
 from typing import Awaitable, Callable, Mapping, Optional, Sequence, Union
 
 from wsframe.asyncio.connection import Connection
+from wsframe.asyncio.rooms import Rooms
 from wsframe.codec.permessage_deflate import DeflateSettings
 from wsframe.sansio import events as ev
 from wsframe.sansio.protocol import DEFAULT_LIMITS, OPEN, Limits
@@ -103,6 +105,7 @@ class Server:
         self.adapter_options = dict(ping_interval=ping_interval, ping_timeout=ping_timeout,
                                     max_queue=max_queue, close_timeout=close_timeout)
         self.connections: set[ServerConnection] = set()
+        self.rooms = Rooms()
         self.tasks: set[asyncio.Task] = set()
         self.server: Optional[asyncio.AbstractServer] = None
 

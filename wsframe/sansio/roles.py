@@ -120,6 +120,17 @@ class EventProtocol(Protocol):
             raise InvalidState(self.state, "send a message inside a fragmented one")
         super().send(data, text=text, compress=compress)
 
+    def send_encoded(self, frame: bytes) -> None:
+        """Queue a whole message already encoded for this connection.
+
+        ``frame`` comes from :meth:`encode`, or is one unmasked server frame
+        shared by many connections without compression (§5.1): a broadcast
+        builds it once.
+        """
+        if self.state is not OPEN or self._streaming:
+            raise InvalidState(self.state, "send a message")
+        self._write(frame)
+
     def send_fragment(self, data: Union[str, bytes, bytearray, memoryview], *,
                       text: Optional[bool] = None, fin: bool = False) -> None:
         """Send a message piece by piece, one frame per call (§5.4).
