@@ -138,11 +138,13 @@ def test_protocol_errors_fail_with_1002(wire, reason):
 def test_message_before_a_bad_frame_is_delivered_and_answered_first():
     client, server = pair()
     server.receive_data(frames((OP_TEXT, b"first", True)) + b"\x83\x80abcd")
-    [message] = server.events()
-    server.send(message.data)  # the echo goes out before the close
+    [message, closed] = server.events()  # the failure is visible at once ...
+    assert isinstance(closed, Closed) and closed.code == 1002
+    server.send(message.data)  # ... and the echo still goes out before the close
     out = server.data_to_send()
     assert out.startswith(codec.server_frame(OP_TEXT, b"first"))
     assert out[len(codec.server_frame(OP_TEXT, b"first")):][:4] == b"\x88\x1d\x03\xea"
+    assert server.events() == [] and server.close_tcp  # no second Closed
 
 
 def test_utf8_fails_fast_across_fragments():

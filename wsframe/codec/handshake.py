@@ -169,13 +169,25 @@ def accept_response(key: str, *, subprotocol: Optional[str] = None,
 
 
 def reject_response(status: int, reason: str,
-                    headers: Iterable[tuple[str, str]] = ()) -> bytes:
-    """An error response with a short plain-text body saying why (§4.2.1, §4.4)."""
-    fields = [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")]
-    if status == 426 and not any(n.lower() == "upgrade" for n, _ in headers):
+                    headers: Iterable[tuple[str, str]] = (),
+                    body: Optional[bytes] = None) -> bytes:
+    """An error response with a short plain-text body saying why (§4.2.1, §4.4).
+
+    ``body`` replaces the default body (the reason); a ``Content-Type`` or
+    ``Connection`` field in ``headers`` replaces the default one.
+    """
+    headers = list(headers)
+    given = {name.lower() for name, _ in headers}
+    given.discard("content-length")  # always computed from the body
+    headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    fields = [(n, v) for n, v in (("Content-Type", "text/plain; charset=utf-8"),
+                                  ("Connection", "close")) if n.lower() not in given]
+    if status == 426 and "upgrade" not in given:
         fields.append(("Upgrade", "websocket"))
     fields += headers
-    return build_response(status, fields, (reason + "\n").encode("utf-8"))
+    if body is None:
+        body = (reason + "\n").encode("utf-8")
+    return build_response(status, fields, body)
 
 
 # --- client side ------------------------------------------------------------
