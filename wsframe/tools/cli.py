@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bytes (K/M/G suffixes); larger messages close with 1009 (default 1M)")
     serve.add_argument("--max-frame-size", type=size, default=None, metavar="N",
                        help="bytes (default: the message size)")
-    serve.add_argument("--max-fragments", type=int, default=65536, metavar="N")
+    serve.add_argument("--max-fragments", type=int, default=None, metavar="N",
+                       help="frames per message, 1009 past it (default: one per 16 bytes of "
+                       "--max-message-size, at least 4096; 65536 for 1M)")
     serve.add_argument("--heartbeat", type=float, default=30.0, metavar="S",
                        help="ping peers silent this long, 0 to disable (default 30)")
     serve.add_argument("--heartbeat-timeout", type=float, default=5.0, metavar="S",
@@ -114,6 +116,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 2
 
 
+def serve_limits(args: argparse.Namespace):
+    """The server's :class:`~wsframe.sansio.protocol.Limits` from ``serve``'s options.
+
+    Only the message size needs raising: the frame size defaults to it and the
+    fragment cap is derived from it unless ``--max-fragments`` is given.
+    """
+    from wsframe.sansio.protocol import Limits
+    return Limits(max_message_size=args.max_message_size,
+                  max_frame_size=args.max_frame_size or args.max_message_size,
+                  max_fragments=args.max_fragments)
+
+
 def serve_main(args: argparse.Namespace) -> int:
     import ssl
 
@@ -123,9 +137,7 @@ def serve_main(args: argparse.Namespace) -> int:
     from wsframe.server.server import Heartbeat, Server
     from wsframe.loop.backpressure import Backpressure
 
-    limits = Limits(max_message_size=args.max_message_size,
-                    max_frame_size=args.max_frame_size or args.max_message_size,
-                    max_fragments=args.max_fragments)
+    limits = serve_limits(args)
     heartbeat = Heartbeat(args.heartbeat, args.heartbeat_timeout) if args.heartbeat > 0 else None
     compression = None if args.no_compression else DeflateSettings(
         server_no_context_takeover=not args.server_context_takeover,
@@ -216,8 +228,7 @@ def connect_main(args: argparse.Namespace) -> int:
                     subprotocols=args.subprotocol,
                     compression=None if args.no_compression else DeflateSettings(),
                     limits=Limits(max_message_size=args.max_message_size,
-                                  max_frame_size=args.max_message_size,
-                                  max_fragments=1 << 20),
+                                  max_frame_size=args.max_message_size),
                     ssl=context, ping_interval=None)
     if args.trace:
         from wsframe.tools.explain import trace_client
