@@ -608,3 +608,20 @@ def test_trace_server_refused_upgrade():
     assert "handshake refused: 400 Bad Request" in text
     assert 'bytes of body, not WebSocket frames: "exactly one Sec-WebSocket-Key' in text
     assert "(no WebSocket was opened)" in text
+
+
+def test_tutorial_explain_examples_say_what_the_tutorial_says():
+    # Issue 10: the tutorial called 8103ceba "cut in the middle of a UTF-8 character",
+    # but its two payload bytes are a whole "κ" (the frame is merely incomplete).
+    import os
+    import re
+    tutorial = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "tutorial.md"),
+                    encoding="utf-8").read()
+    examples = set(re.findall(r"`wsframe explain ([0-9a-f]+)`", tutorial))
+    assert {"8102e282", "8103e282", "89fe00ff"} <= examples
+    assert "8103ceba" not in examples
+    cut = frames("8102e282")
+    assert "ends inside a UTF-8 sequence" in cut and "1007" in cut
+    waiting = frames("8103e282")
+    assert "no problems found" in waiting and "an endpoint waits" in waiting
+    assert "decided at byte 1" in frames("89fe00ff")
