@@ -174,7 +174,8 @@ def check_header_prefix(data, pos: int = 0, *, require_mask: bool, allowed_rsv: 
     least = int.from_bytes(bytes(data[pos + 2:pos + 2 + known]), "big") << (8 * (bits // 8 - known))
     if least > max_frame_size:
         # §10.4: over the frame size limit whatever the bytes still to come.
-        raise MessageTooBig(f"frame of at least {least} bytes exceeds the limit of {max_frame_size}")
+        raise MessageTooBig(f"frame of at least {least} bytes exceeds the limit of "
+                            f"{max_frame_size}")
 
 
 def _check_byte0(fin: bool, rsv: int, opcode: int, allowed_rsv: int) -> None:

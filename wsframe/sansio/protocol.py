@@ -41,7 +41,8 @@ from wsframe.errors import (
 from wsframe.codec.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RSV1
 from wsframe.codec.permessage_deflate import Agreement
 
-__all__ = ["State", "Limits", "DEFAULT_LIMITS", "derived_fragment_cap", "Protocol", "TRANSITIONS", "ALLOWED"]
+__all__ = ["State", "Limits", "DEFAULT_LIMITS", "derived_fragment_cap", "Protocol",
+           "TRANSITIONS", "ALLOWED"]
 
 
 class State(IntEnum):
@@ -101,14 +102,16 @@ class Limits:
     :data:`BYTES_PER_FRAGMENT` bytes (at least :data:`MIN_FRAGMENT_CAP`), so
     the work per message stays proportional to the bytes a message may carry
     and raising the size limit never leaves the fragment cap failing
-    legitimate traffic (a 4 MiB message in 64-byte frames is 65,536 frames).
+    legitimate traffic (Autobahn 9.3.1 sends 4 MiB in 65,537 frames).
     Read the cap in force from :attr:`fragment_cap`.
     """
 
     max_message_size: int = 1 << 20   # 1 MiB: memory per connection is bounded by it; over it -> 1009
     max_frame_size: int = 1 << 20     # a frame is checked against it from its header, before buffering
-    max_fragments: Optional[int] = None  # frames per message (1009 past it); None: derived, see above
+    max_fragments: Optional[int] = None  # frames per message (1009 past it); None: derived
     stream_messages: bool = False     # deliver messages as Fragment pieces instead of one buffer
+    #: The frames-per-message cap in force (``max_fragments`` or the derived one).
+    fragment_cap: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         explicit = self.max_fragments
@@ -116,11 +119,9 @@ class Limits:
                1 if explicit is None else explicit) < 1:
             raise ValueError("limits must be positive")
         cap = explicit if explicit is not None else derived_fragment_cap(self.max_message_size)
-        # Not a field: computed once, so the per-frame check reads a plain attribute.
+        # Computed once (init=False), so the per-frame check reads a plain attribute.
         object.__setattr__(self, "fragment_cap", cap)
 
-    #: The frames-per-message cap in force (``max_fragments`` or the derived one).
-    fragment_cap: int = field(init=False, repr=False, compare=False, default=0)
 
 
 def derived_fragment_cap(max_message_size: int) -> int:
