@@ -5,7 +5,7 @@
 
 wsframe's pure-Python modules are instrumented for coverage; the compiled
 twins run uninstrumented and are checked against the pure ones. Seeds from
-``tests.fuzz.targets.SEEDS`` are run first. On a finding libFuzzer writes
+``tests.fuzz.targets.SEEDS`` start an empty corpus folder. On a finding libFuzzer writes
 the input to ``crash-*`` (see ``-artifact_prefix``) and exits non-zero; on
 success it exits 0 after printing its statistics (``-print_final_stats=1``).
 """
@@ -23,12 +23,15 @@ def main() -> None:
     name = sys.argv[1]
     target = targets.TARGETS[name]
     args = sys.argv[2:]
-    if not any(not a.startswith("-") for a in args):  # no corpus folder given: seed one
-        corpus = tempfile.mkdtemp(prefix=f"wsframe-fuzz-{name}-")
+    folders = [a for a in args if not a.startswith("-")]
+    if not folders:  # no corpus folder given: a fresh one (left for a later run to reuse)
+        folders = [tempfile.mkdtemp(prefix=f"wsframe-fuzz-{name}-")]
+        args.append(folders[0])
+    os.makedirs(folders[0], exist_ok=True)
+    if not os.listdir(folders[0]):  # an empty corpus starts from the seeds
         for i, seed in enumerate(targets.SEEDS.get(name, [])):
-            with open(os.path.join(corpus, f"seed{i}"), "wb") as f:
+            with open(os.path.join(folders[0], f"seed{i}"), "wb") as f:
                 f.write(seed)
-        args.append(corpus)
 
     def one_input(data: bytes) -> None:
         target(data)

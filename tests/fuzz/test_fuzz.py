@@ -27,7 +27,7 @@ def run_atheris(name, tmp_path, *options, timeout):
     """One libFuzzer run of a target in a child process; (exit status, stats, output)."""
     cmd = [sys.executable, "-m", "tests.fuzz.run", name, "-print_final_stats=1",
            "-max_len=4096", "-rss_limit_mb=1024", "-timeout=10",
-           f"-artifact_prefix={tmp_path}/", *options]
+           f"-artifact_prefix={tmp_path}/", *options, str(tmp_path / "corpus")]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     stats = dict(re.findall(r"^stat::(\w+):\s+(\d+)", proc.stderr, re.M))
     return proc.returncode, stats, proc.stderr
