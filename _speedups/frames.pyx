@@ -1,9 +1,10 @@
 # cython: language_level=3
 """Compiled frame parser and serializer; twin of wsframe/frames.py.
 
-Same API, same chunks, same errors: where a header breaks a rule, the pure
-``check_header`` is called to raise the canonical exception, so both paths
-report violations with one voice.
+Same API, same chunks, same errors: where a header (or, fail fast, the part
+of one that has arrived) breaks a rule, the pure ``check_header`` (or
+``check_header_prefix``) is called to raise the canonical exception, so both
+paths report violations with one voice.
 """
 import os
 
@@ -14,6 +15,7 @@ from libc.string cimport memcpy
 from kernels cimport wsf_mask
 
 from wsframe.codec.frames import DEFAULT_MAX_FRAME_SIZE, FrameHeader, check_header
+from wsframe.codec.frames import check_header_prefix
 from wsframe.codec.frames import build_frame as _reference_build_frame
 
 cdef unsigned int _DATA_AND_CONTROL_OPCODES = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 8) | (1 << 9) | (1 << 10)
@@ -75,6 +77,8 @@ cdef class FrameParser:
                 return self._wait(p, n)
             return self._payload_chunk(p + pos, avail)
         if avail < 2:
+            if avail:
+                self._check_prefix(p + pos, avail)
             return self._wait(p, n)
         b0 = p[pos]
         b1 = p[pos + 1]
@@ -87,6 +91,7 @@ cdef class FrameParser:
         if masked:
             size += 4
         if avail < size:
+            self._check_prefix(p + pos, avail)
             return self._wait(p, n)
         if bits == 16:
             length = (<unsigned long long>p[pos + 2] << 8) | p[pos + 3]
@@ -100,8 +105,8 @@ cdef class FrameParser:
         if ((rsv & ~self.allowed_rsv)
                 or not ((1u << opcode) & _DATA_AND_CONTROL_OPCODES)
                 or masked != self.require_mask
+                or (opcode >= 8 and (not fin or bits != 7))
                 or (bits == 64 and (length >> 63))
-                or (opcode >= 8 and (not fin or length > 125))
                 or length > self.max_frame_size):
             self._reject(fin, rsv, opcode, masked, length, bits, p + pos + size - 4, size)
         if opcode >= 8:
@@ -146,6 +151,37 @@ cdef class FrameParser:
         self._pos += take
         self._remaining -= take
         return (self._opcode, self._fin, self._rsv, payload, self._remaining)
+
+    cdef _check_prefix(self, const unsigned char *head, Py_ssize_t avail):
+        """Fail fast (§5.2, §5.5): judge the bytes of an incomplete header that are in.
+
+        The test is in C; a violation goes to the reference ``check_header_prefix``
+        so both paths raise the same error at the same byte.
+        """
+        cdef int b0 = head[0], opcode = b0 & 0x0F, b1, ext = 0, known = 0, k
+        cdef unsigned long long least = 0
+        cdef bint bad = ((b0 & 0x70 & ~self.allowed_rsv)
+                         or not ((1u << opcode) & _DATA_AND_CONTROL_OPCODES)
+                         or (opcode >= 8 and not (b0 & 0x80)))
+        if not bad and avail >= 2:
+            b1 = head[1]
+            if (b1 & 0x7F) == 126:
+                ext = 2
+            elif (b1 & 0x7F) == 127:
+                ext = 8
+            known = min(<int>avail - 2, ext)
+            bad = ((b1 & 0x80) != 0) != self.require_mask or (opcode >= 8 and ext)
+            if not bad and known:
+                bad = ext == 8 and (head[2] & 0x80)
+                if not bad:
+                    for k in range(known):
+                        least = (least << 8) | head[2 + k]
+                    least <<= 8 * (ext - known)  # top bit clear: fits in 64 bits
+                    bad = least > self.max_frame_size
+        if bad:
+            check_header_prefix((<const char *>head)[:avail], require_mask=self.require_mask,
+                                allowed_rsv=self.allowed_rsv, max_frame_size=self.max_frame_size)
+            raise AssertionError("compiled and reference parsers disagree on a header prefix")
 
     cdef _wait(self, const unsigned char *p, Py_ssize_t n):
         """Out of input: keep a private copy of the unparsed tail (at most 139 bytes)."""

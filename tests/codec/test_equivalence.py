@@ -101,3 +101,40 @@ def test_utf8_verdicts_and_offsets_agree(compiled, data, cuts):
     else:
         assert fast.finish() == slow.finish()
     assert compiled["utf8"].validate_utf8(data) == ref_utf8.validate_utf8(data)
+
+
+def run_bytewise(parser, data):
+    """Feed one byte at a time: every chunk, and the error with the byte it came at."""
+    out = []
+    for i in range(len(data)):
+        try:
+            parser.feed(data[i:i + 1])
+            while (chunk := parser.next_chunk()) is not None:
+                out.append(chunk)
+        except Exception as exc:
+            out.append((i, type(exc), getattr(exc, "close_code", None), str(exc)))
+            break
+    return out
+
+
+def header_like():
+    """Headers built field by field, control opcodes and long lengths included (fail fast)."""
+    return st.builds(
+        lambda b0, mask, len7, ext, rest: bytes([b0, (0x80 if mask else 0) | len7]) + ext + rest,
+        st.integers(0, 255), st.booleans(), st.sampled_from([0, 5, 125, 126, 127]),
+        st.binary(min_size=0, max_size=8), st.binary(max_size=20))
+
+
+@settings(max_examples=600)
+@given(header_like(), st.booleans(), st.sampled_from([0, 0x40]),
+       st.sampled_from([1 << 20, 100, (1 << 64) - 1]))
+def test_parser_fails_fast_at_the_same_byte(compiled, data, require_mask, rsv, max_size):
+    kw = dict(require_mask=require_mask, allowed_rsv=rsv, max_frame_size=max_size)
+    expected = run_bytewise(ref_frames.FrameParser(**kw), data)
+    assert run_bytewise(compiled["frames"].FrameParser(**kw), data) == expected
+    # and whole, the same error as byte by byte (a size error says "at least" when early)
+    whole = run_parser(ref_frames.FrameParser(**kw), [data])
+    if expected and len(expected[-1]) == 4 and isinstance(expected[-1][0], int):
+        assert whole[-1][:2] == expected[-1][1:3]
+        if expected[-1][2] == 1002:
+            assert whole[-1] == expected[-1][1:]

@@ -220,3 +220,62 @@ def test_any_chunking_gives_the_same_frames(frames, client_sent, data):
         chunks += drain(parser, wire[last:cut])
         last = cut
     assert assemble(chunks) == frames
+
+
+# --- fail fast: a header is refused at the byte that breaks a rule (issue 10, defect 8) ---
+
+# (description, the whole header, the byte (0-based) at which it is already invalid, kwargs,
+#  client_sent, error, close code)
+FAIL_FAST = [
+    ("ping with 7-bit length 126", _header(0x89, 255, True), 1, {}, True, ProtocolViolation, 1002),
+    ("close with 7-bit length 127", _header(0x88, 1 << 20, True), 1, {}, True,
+     ProtocolViolation, 1002),
+    ("pong with 16-bit length 5 (not minimal, §5.2)", _header(0x8A, 200, False)[:2] + b"\x00\x05",
+     1, {}, False, ProtocolViolation, 1002),
+    ("fragmented ping", _header(0x09, 0, True), 0, {}, True, ProtocolViolation, 1002),
+    ("reserved opcode", _header(0x83, 300, True), 0, {}, True, ProtocolViolation, 1002),
+    ("RSV2", _header(0xA1, 300, True), 0, {}, True, ProtocolViolation, 1002),
+    ("unmasked client frame, 64-bit length", _header(0x82, 1 << 40, False), 1, {}, True,
+     ProtocolViolation, 1002),
+    ("64-bit length top bit", _header(0x82, 1 << 63, False), 2,
+     {"max_frame_size": (1 << 64) - 1}, False, ProtocolViolation, 1002),
+    ("64-bit length over max_frame_size", _header(0x82, 1 << 40, False), 4,
+     {"max_frame_size": 1 << 20}, False, MessageTooBig, 1009),
+    ("16-bit length over max_frame_size", _header(0x82, 0x9000, True), 2,
+     {"max_frame_size": 1000}, True, MessageTooBig, 1009),
+]
+
+
+@pytest.mark.parametrize("desc,head,at,kw,client_sent,error,code", FAIL_FAST,
+                         ids=[f[0] for f in FAIL_FAST])
+def test_header_refused_at_the_deciding_byte(desc, head, at, kw, client_sent, error, code):
+    parser = codec.FrameParser(require_mask=client_sent, **kw)
+    for i in range(at):  # the bytes before it leave every completion possible: wait
+        parser.feed(head[i:i + 1])
+        assert parser.next_chunk() is None, f"refused early, at byte {i}"
+    parser.feed(head[at:at + 1])
+    with pytest.raises(error) as info:
+        parser.next_chunk()
+    assert info.value.close_code == code
+
+
+def test_valid_header_prefixes_wait():
+    for head in (_header(0x89, 125, True), _header(0x82, 1 << 20, False), _header(0x81, 300, True)):
+        parser = codec.FrameParser(require_mask=bool(head[1] & 0x80), max_frame_size=1 << 20)
+        for i in range(len(head)):
+            parser.feed(head[i:i + 1])
+            chunk = parser.next_chunk()
+            assert (chunk is None) == (i < len(head) - 1) or head[0] & 0x0F >= 8
+
+
+def test_prefix_check_matches_the_whole_header():
+    from wsframe.codec.frames import check_header, check_header_prefix
+    for _, head, at, kw, client_sent, error, _code in FAIL_FAST:
+        with pytest.raises(error) as partial:
+            check_header_prefix(head[:at + 1], require_mask=client_sent, **kw)
+        whole = parse_header(head + b"\x00" * 14)
+        with pytest.raises(error) as full:
+            check_header(whole, require_mask=client_sent, **kw)
+        assert type(partial.value) is type(full.value)
+        if error is ProtocolViolation:
+            assert partial.value.reason == full.value.reason

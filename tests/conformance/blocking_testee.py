@@ -5,7 +5,8 @@
 
 The server echoes every message on a thread per connection; the client runs
 the fuzzing server's cases one by one. Limits are raised to 16 MiB because
-the suite's own messages go that high (wsframe's defaults are 1 MiB).
+the suite's own messages go that high (wsframe's defaults are 1 MiB);
+the other limits follow from it.
 It exists to test the protocol core apart from the event loop.
 """
 import socket
@@ -17,7 +18,7 @@ from wsframe.sansio import events as ev
 from wsframe.sansio.roles import ClientProtocol, ServerProtocol
 from wsframe.sansio.protocol import Limits
 
-LIMITS = Limits(max_message_size=16 << 20, max_frame_size=16 << 20, max_fragments=1 << 20)
+LIMITS = Limits(max_message_size=16 << 20, max_frame_size=16 << 20)  # the fragment cap follows
 
 
 def pump(sock, conn, on_event):

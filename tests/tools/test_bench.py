@@ -93,3 +93,17 @@ def test_plot_and_percentiles(tmp_path):
                    timeout=60)
     assert png.stat().st_size > 1000
     assert percentile([(10, 50), (20, 50)], 0.5) == 10 and percentile([], 0.9) == 0
+
+
+def test_bench_from_a_folder_with_a_wsframe_directory(tmp_path):
+    # Issue 10: a `wsframe/` folder in the current directory shadowed the installed
+    # package in the server bench starts (`python -m wsframe`): ImportError.
+    (tmp_path / "wsframe").mkdir()
+    (tmp_path / "wsframe" / "__init__.py").write_text("raise ImportError('shadowed')\n")
+    out = subprocess.run([sys.executable, "-P", "-m", "wsframe", "bench", "echo",
+                          "--connections", "2", "--duration", "0.3", "--warmup", "0",
+                          "--server-args", "--heartbeat 0", "--json", "-"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "shadowed" not in out.stderr
+

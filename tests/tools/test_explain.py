@@ -126,7 +126,8 @@ def test_accept_key_invalid_key():
 
 
 @pytest.mark.parametrize("hex_text, expected", [
-    ("897e007e" + "00" * 126, ["control frame with 126-byte payload", "§5.5", "close 1002"]),
+    ("897e007e" + "00" * 126, ["control frame with a 16-bit payload length", "§5.5",
+                               "close 1002"]),
     ("0900", ["fragmented control frame (§5.5)", "close 1002"]),
     ("830548656c6c6f", ["reserved opcode 0x3 (§5.2)", "close 1002",
                         "opcode = 0x3 (reserved non-control)"]),
@@ -141,9 +142,6 @@ def test_accept_key_invalid_key():
     ("880403e8c328", ["close reason is not valid UTF-8", "close 1007"]),
     ("8102c328", ["invalid UTF-8 in a text message (§8.1)", "close 1007"]),
     ("0101e2" + "8001" + "82", ["invalid UTF-8 in a text message (§8.1)", "1007"]),
-    ("8105486565", ["incomplete: 2 more bytes needed", "payload has 3 of 5 bytes"]),
-    ("81", ["incomplete: at least 1 more byte needed"]),
-    ("81fe00", ["incomplete: 5 more bytes needed to complete the frame header"]),
     ("800161", ["continuation frame with no message to continue (§5.4)", "close 1002"]),
     ("0101618101" + "62", ["new message inside a fragmented one (§5.4)", "§5.4"]),
     ("817e000548656c6c6f", ["length 5 sent in the 16-bit form", "minimal", "§5.2"]),
@@ -153,6 +151,38 @@ def test_malformed_frames(hex_text, expected):
     for text in expected:
         assert text in out, text
     assert "no problems found" not in out
+
+
+@pytest.mark.parametrize("hex_text, expected", [
+    ("8105486565", ["INCOMPLETE: 2 more bytes needed", "payload has 3 of 5 bytes",
+                    "frame 1's payload"]),
+    ("81", ["INCOMPLETE: at least 1 more byte needed", "opcode 0x1 (text)"]),
+    ("81fe00", ["INCOMPLETE: 5 more bytes needed to complete the frame header",
+                "payload len = 126: a 16-bit length follows", "1 of 2 bytes in (00)",
+                "masking key: 0 of 4 bytes in"]),
+    ("8103ceba", ["INCOMPLETE: 1 more byte needed (payload has 2 of 3 bytes)"]),
+])
+def test_truncated_input_is_not_a_problem(hex_text, expected):
+    # Issue 10, defect 8: an endpoint waits for the rest, it fails nothing.
+    out = frames(hex_text)
+    for text in expected:
+        assert text in out, text
+    assert "no problems found" in out and "PROBLEM" not in out
+    assert "an endpoint waits" in out and "fails the connection" not in out
+
+
+def test_partial_header_that_already_breaks_a_rule():
+    # 89 fe: a Ping whose 7-bit length is 126 breaks §5.5 at byte 1; the rest need not arrive.
+    out = frames("89fe00ff")
+    assert "PROBLEM: control frame with a 16-bit payload length" in out
+    assert "decided at byte 1" in out and "close 1002" in out
+    assert "opcode 0x9 (ping)" in out and "MASK=1" in out
+    assert "extended payload length: 2 of 2 bytes in (00 ff) = 255" in out
+    assert "1 problem (an endpoint fails the connection" in out
+    assert "waits" not in out
+    assert "decided at byte 0" in frames("09")                      # a fragmented Ping
+    assert "decided at byte 2" in frames("827f80")                  # 64-bit length, top bit
+    assert "no problems found" in frames("827f00ff")               # still fine so far
 
 
 def test_violation_first_then_fields_still_shown():
@@ -192,7 +222,8 @@ def test_annotator_reads_any_split():
         lines += piecewise.feed(data[i:i + 1])
     lines += piecewise.finish()
     assert lines == expected
-    assert len(piecewise.problems) == 1  # the truncated last frame
+    assert piecewise.problems == []  # a truncated last frame is no problem: a receiver waits
+    assert "frame 4's payload" in piecewise.truncated
 
 
 # --- permessage-deflate ------------------------------------------------------------------
@@ -339,6 +370,13 @@ def test_cli_hex_arguments(capsys):
 def test_cli_bad_frame_exits_1(capsys):
     code, out, _ = run_cli(["880103"], capsys)
     assert code == 1 and "1-byte payload" in out
+
+
+def test_cli_partial_header_exit_codes(capsys):
+    code, out, _ = run_cli(["89fe00ff"], capsys)   # already invalid at byte 1
+    assert code == 1 and "decided at byte 1" in out
+    code, out, _ = run_cli(["81fe00"], capsys)     # only truncated: nothing wrong
+    assert code == 0 and "INCOMPLETE" in out
 
 
 def test_cli_bad_hex_exits_2(capsys):
@@ -570,3 +608,20 @@ def test_trace_server_refused_upgrade():
     assert "handshake refused: 400 Bad Request" in text
     assert 'bytes of body, not WebSocket frames: "exactly one Sec-WebSocket-Key' in text
     assert "(no WebSocket was opened)" in text
+
+
+def test_tutorial_explain_examples_say_what_the_tutorial_says():
+    # Issue 10: the tutorial called 8103ceba "cut in the middle of a UTF-8 character",
+    # but its two payload bytes are a whole "κ" (the frame is merely incomplete).
+    import os
+    import re
+    tutorial = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "tutorial.md"),
+                    encoding="utf-8").read()
+    examples = set(re.findall(r"`wsframe explain ([0-9a-f]+)`", tutorial))
+    assert {"8102e282", "8103e282", "89fe00ff"} <= examples
+    assert "8103ceba" not in examples
+    cut = frames("8102e282")
+    assert "invalid UTF-8 in a text message" in cut and "1007" in cut
+    waiting = frames("8103e282")
+    assert "no problems found" in waiting and "an endpoint waits" in waiting
+    assert "decided at byte 1" in frames("89fe00ff")

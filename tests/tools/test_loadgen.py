@@ -342,3 +342,35 @@ def test_server_vanishes():
     with scripted_server(script) as (port, _):
         result = run_load(port=port, mode="hold", connections=1, duration=10.0, **QUICK)
     assert result["failed"] == {"eof": 1} and result["survivors"] == 0
+
+
+def test_progress_counts_a_turn_before_the_engine_sleeps():
+    # Issue 10: `wsframe bench broadcast` timed "the last delivery" from these live
+    # counters, but the engine published them before handling a turn's events, so
+    # the last deliveries showed up only when epoll_wait next woke (up to 1 s later)
+    # and the window came out ~1 s long. The server here sends 5 messages and a
+    # Ping in one write; once the Pong is back, the engine has handled that turn
+    # and is about to sleep for a second: its counters must say 5 by then.
+    progress = bytearray(8 * 5)
+    counters = memoryview(progress).cast("q")
+    wire = b"".join(server_frame(1, stamped(40)) for _ in range(5)) + server_frame(9, b"sync")
+
+    def script(conn):
+        conn.sendall(wire)
+        read_client_frames(conn, lambda f: any(x.opcode == 10 for x in f))
+        seen = [counters[3]]
+        for _ in range(50):            # a short grace for the store after the Pong's write
+            if seen[-1] == 5:
+                break
+            time.sleep(0.01)
+            seen.append(counters[3])
+        conn.sendall(server_frame(8, b"\x03\xe8"))
+        read_client_frames(conn, lambda f: any(x.opcode == 8 for x in f))
+        return seen
+
+    with scripted_server(script) as (port, box):
+        result = run_load(port=port, mode="subscribe", connections=1, duration=10.0,
+                          progress=progress, **QUICK)
+    assert result["messages_received"] == 5
+    assert box["value"][-1] == 5, box["value"]
+    assert counters[3] == 5            # and the final report matches the result

@@ -44,7 +44,7 @@ __all__ = [
     "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
     "OPCODE_NAMES", "RSV1", "RSV2", "RSV3",
     "FrameHeader", "Frame", "FrameParser",
-    "parse_header", "check_header", "parse_frames",
+    "parse_header", "check_header", "check_header_prefix", "parse_frames",
     "build_frame", "server_frame", "client_frame", "server_frame_header",
     "DEFAULT_MAX_FRAME_SIZE",
 ]
@@ -126,30 +126,83 @@ def parse_header(data, pos: int = 0) -> Optional[FrameHeader]:
 
 def check_header(header: FrameHeader, *, require_mask: bool, allowed_rsv: int = 0,
                  max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
-    """Raise the error for the first rule ``header`` breaks, if any."""
-    if header.rsv & ~allowed_rsv:
-        # §5.2: RSV1-3 MUST be 0 unless an extension negotiated a meaning.
-        raise ProtocolViolation(f"reserved bits 0x{header.rsv:02x} set without an extension (§5.2)")
-    if header.opcode not in OPCODE_NAMES:
-        # §5.2: reserved opcodes => _Fail the WebSocket Connection_.
-        raise ProtocolViolation(f"reserved opcode 0x{header.opcode:x} (§5.2)")
-    if header.masked != require_mask:
-        # §5.1: a server closes on an unmasked frame, a client on a masked one.
-        raise ProtocolViolation("unmasked frame from a client (§5.1)" if require_mask
-                                else "masked frame from a server (§5.1)")
+    """Raise the error for the first rule ``header`` breaks, if any.
+
+    The rules are checked in the order of the bytes they read (byte 0, byte 1,
+    then the extended length), so a header judged whole fails with the same
+    error as when :func:`check_header_prefix` judged it as its bytes arrived.
+    """
+    _check_byte0(header.fin, header.rsv, header.opcode, allowed_rsv)
+    _check_byte1(header.opcode, header.masked, header.length_bits, require_mask)
     if header.length_bits == 64 and header.length >> 63:
         # §5.2: the most significant bit of the 64-bit length MUST be 0.
         raise ProtocolViolation("64-bit length with its top bit set (§5.2)")
-    if header.opcode >= OP_CLOSE:
-        if not header.fin:
-            # §5.5: control frames MUST NOT be fragmented.
-            raise ProtocolViolation("fragmented control frame (§5.5)")
-        if header.length > _MAX_CONTROL_PAYLOAD:
-            # §5.5: control frames carry at most 125 bytes of payload.
-            raise ProtocolViolation(f"control frame with {header.length}-byte payload (§5.5: max 125)")
     if header.length > max_frame_size:
         # §10.4: an endpoint may limit frame size; over it => close 1009.
         raise MessageTooBig(f"frame of {header.length} bytes exceeds the limit of {max_frame_size}")
+
+
+def check_header_prefix(data, pos: int = 0, *, require_mask: bool, allowed_rsv: int = 0,
+                        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    """Judge the start of a header whose remaining bytes have not arrived yet.
+
+    Fail fast: a frame is refused as soon as the bytes that make it invalid
+    are in, not when its header is complete (a Ping whose 7-bit length is
+    126 is a §5.5 violation at byte 1). Raises the error :func:`check_header`
+    would raise for any completion of these bytes; returns if some completion
+    is valid. Reads at most the header's bytes from ``data[pos:]``.
+    """
+    avail = len(data) - pos
+    if avail < 1:
+        return
+    b0 = data[pos]
+    opcode = b0 & 0x0F
+    _check_byte0(bool(b0 & 0x80), b0 & 0x70, opcode, allowed_rsv)
+    if avail < 2:
+        return
+    b1 = data[pos + 1]
+    length7 = b1 & 0x7F
+    bits = 7 if length7 < 126 else (16 if length7 == 126 else 64)
+    _check_byte1(opcode, bool(b1 & 0x80), bits, require_mask)
+    known = min(avail - 2, bits // 8 if bits > 7 else 0)  # extended-length bytes in hand
+    if not known:
+        return
+    if bits == 64 and data[pos + 2] & 0x80:
+        # §5.2: the most significant bit of the 64-bit length MUST be 0.
+        raise ProtocolViolation("64-bit length with its top bit set (§5.2)")
+    # The length is at least its known leading bytes followed by zeros.
+    least = int.from_bytes(bytes(data[pos + 2:pos + 2 + known]), "big") << (8 * (bits // 8 - known))
+    if least > max_frame_size:
+        # §10.4: over the frame size limit whatever the bytes still to come.
+        raise MessageTooBig(f"frame of at least {least} bytes exceeds the limit of "
+                            f"{max_frame_size}")
+
+
+def _check_byte0(fin: bool, rsv: int, opcode: int, allowed_rsv: int) -> None:
+    """The rules that byte 0 alone decides."""
+    if rsv & ~allowed_rsv:
+        # §5.2: RSV1-3 MUST be 0 unless an extension negotiated a meaning.
+        raise ProtocolViolation(f"reserved bits 0x{rsv:02x} set without an extension (§5.2)")
+    if opcode not in OPCODE_NAMES:
+        # §5.2: reserved opcodes => _Fail the WebSocket Connection_.
+        raise ProtocolViolation(f"reserved opcode 0x{opcode:x} (§5.2)")
+    if opcode >= OP_CLOSE and not fin:
+        # §5.5: control frames MUST NOT be fragmented.
+        raise ProtocolViolation("fragmented control frame (§5.5)")
+
+
+def _check_byte1(opcode: int, masked: bool, length_bits: int, require_mask: bool) -> None:
+    """The rules that byte 1 decides (given byte 0's opcode)."""
+    if masked != require_mask:
+        # §5.1: a server closes on an unmasked frame, a client on a masked one.
+        raise ProtocolViolation("unmasked frame from a client (§5.1)" if require_mask
+                                else "masked frame from a server (§5.1)")
+    if opcode >= OP_CLOSE and length_bits != 7:
+        # §5.5: control frames carry at most 125 bytes, which the 7-bit length
+        # holds; a 16- or 64-bit length is either over 125 or not the minimal
+        # encoding §5.2 requires, so byte 1 already decides.
+        raise ProtocolViolation(f"control frame with a {length_bits}-bit payload length "
+                                "(§5.5: at most 125 bytes)")
 
 
 class FrameParser:
@@ -199,6 +252,9 @@ class FrameParser:
             return self._payload_chunk()
         header = parse_header(self._data, self._pos)
         if header is None:
+            # Fail fast (§5.2, §5.5): judge the bytes of the header that are in.
+            check_header_prefix(self._data, self._pos, require_mask=self.require_mask,
+                                allowed_rsv=self.allowed_rsv, max_frame_size=self.max_frame_size)
             return self._wait()
         check_header(header, require_mask=self.require_mask,
                      allowed_rsv=self.allowed_rsv, max_frame_size=self.max_frame_size)

@@ -29,7 +29,7 @@ zlib state created on first use and released when the agreement allows.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Optional, Union
 
@@ -42,7 +42,8 @@ from wsframe.errors import (
 from wsframe.codec.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RSV1
 from wsframe.codec.permessage_deflate import Agreement
 
-__all__ = ["State", "Limits", "DEFAULT_LIMITS", "Protocol", "TRANSITIONS", "ALLOWED"]
+__all__ = ["State", "Limits", "DEFAULT_LIMITS", "derived_fragment_cap", "Protocol",
+           "TRANSITIONS", "ALLOWED"]
 
 
 class State(IntEnum):
@@ -79,22 +80,54 @@ ALLOWED: dict[str, frozenset[State]] = {
 }
 
 
+#: A message may have one frame per this many bytes of ``max_message_size``
+#: (at least :data:`MIN_FRAGMENT_CAP`) unless ``max_fragments`` says otherwise.
+BYTES_PER_FRAGMENT = 16
+#: The smallest derived fragment cap: a small size limit still allows messages
+#: sent in many tiny pieces (a keystroke per frame, say).
+MIN_FRAGMENT_CAP = 4096
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits, shared by every connection that uses them (one object).
 
-    Each default comes with its reason; the Autobahn testee raises them to
-    16 MiB because the suite's own messages go that high.
+    Each default comes with its reason; the Autobahn testee raises only
+    ``max_message_size`` (to 16 MiB, because the suite's own messages go that
+    high) and every other limit follows from it.
+
+    ``max_fragments`` bounds the frames of one message. Memory is already
+    bounded by the message size; the frame count bounds the *CPU* a message
+    costs (each frame has a fixed cost, even an empty one). Left at ``None``
+    it is derived from the size limit: one frame per
+    :data:`BYTES_PER_FRAGMENT` bytes (at least :data:`MIN_FRAGMENT_CAP`), so
+    the work per message stays proportional to the bytes a message may carry
+    and raising the size limit never leaves the fragment cap failing
+    legitimate traffic (Autobahn 9.3.1 sends 4 MiB in 65,537 frames).
+    Read the cap in force from :attr:`fragment_cap`.
     """
 
     max_message_size: int = 1 << 20   # 1 MiB: memory per connection is bounded by it; over it -> 1009
     max_frame_size: int = 1 << 20     # a frame is checked against it from its header, before buffering
-    max_fragments: int = 65536        # frames per message: bounds CPU spent on a message of tiny frames
+    max_fragments: Optional[int] = None  # frames per message (1009 past it); None: derived
     stream_messages: bool = False     # deliver messages as Fragment pieces instead of one buffer
+    #: The frames-per-message cap in force (``max_fragments`` or the derived one).
+    fragment_cap: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
-        if min(self.max_message_size, self.max_frame_size, self.max_fragments) < 1:
+        explicit = self.max_fragments
+        if min(self.max_message_size, self.max_frame_size,
+               1 if explicit is None else explicit) < 1:
             raise ValueError("limits must be positive")
+        cap = explicit if explicit is not None else derived_fragment_cap(self.max_message_size)
+        # Computed once (init=False), so the per-frame check reads a plain attribute.
+        object.__setattr__(self, "fragment_cap", cap)
+
+
+
+def derived_fragment_cap(max_message_size: int) -> int:
+    """The fragment cap that goes with a message size limit (see :class:`Limits`)."""
+    return max(MIN_FRAGMENT_CAP, -(-max_message_size // BYTES_PER_FRAGMENT))  # rounded up
 
 
 DEFAULT_LIMITS = Limits()
@@ -290,8 +323,9 @@ class Protocol:
                 self._msg_opcode = opcode
                 self._msg_compressed = bool(rsv)
             self._msg_frames += 1
-            if self._msg_frames > limits.max_fragments:
-                raise MessageTooBig(f"message in more than {limits.max_fragments} frames")
+            if self._msg_frames > limits.fragment_cap:
+                # §10.4: an endpoint may limit what it accepts; over the cap -> 1009.
+                raise MessageTooBig(f"message in more than {limits.fragment_cap} frames")
             if (not self._msg_compressed
                     and self._msg_size + len(payload) + remaining > limits.max_message_size):
                 # §10.4: refuse before buffering, from the frame's header alone.

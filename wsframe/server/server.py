@@ -204,7 +204,7 @@ class Server:
             room.broadcast(data, text=text, compress=compress)
 
     def http(self, path: str, handler: Callable[[Request], HttpResponse]) -> None:
-        """Answer plain (non-upgrade) GET requests for ``path``."""
+        """Answer plain (non-upgrade) GET and HEAD requests for ``path`` (others: 405)."""
         self.http_routes[path] = handler
 
     def listen(self, host: str = "127.0.0.1", port: int = 8765, *,
@@ -425,7 +425,7 @@ class Server:
                                     (("Sec-WebSocket-Version", "13"),))
             return self._refuse(conn, 404, f"nothing at {request.path}")
         if request.method not in ("GET", "HEAD"):
-            return self._refuse(conn, 405, "only GET", (("Allow", "GET, HEAD"),))
+            return self._refuse(conn, 405, "only GET and HEAD", (("Allow", "GET, HEAD"),))
         try:
             response = handler(request)
         except Exception:

@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsframe", description="A WebSocket engine "
                                      "(RFC 6455, RFC 7692): server, client and tools.")
     parser.add_argument("--version", action="store_true", help="print version and codec path")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING ...")
+    parser.add_argument("--log-level", default=None,
+                        help="DEBUG, INFO, WARNING ... (default INFO; connect: WARNING for "
+                        "its own connection attempts, which it reports itself)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run a server: echo on any path, rooms on "
@@ -67,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bytes (K/M/G suffixes); larger messages close with 1009 (default 1M)")
     serve.add_argument("--max-frame-size", type=size, default=None, metavar="N",
                        help="bytes (default: the message size)")
-    serve.add_argument("--max-fragments", type=int, default=65536, metavar="N")
+    serve.add_argument("--max-fragments", type=int, default=None, metavar="N",
+                       help="frames per message, 1009 past it (default: one per 16 bytes of "
+                       "--max-message-size, at least 4096; 65536 for 1M)")
     serve.add_argument("--heartbeat", type=float, default=30.0, metavar="S",
                        help="ping peers silent this long, 0 to disable (default 30)")
     serve.add_argument("--heartbeat-timeout", type=float, default=5.0, metavar="S",
@@ -113,7 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.version:
         print(version_text())
         return 0
-    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+    logging.basicConfig(level=getattr(logging, (args.log_level or "INFO").upper(), logging.INFO),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "serve":
         return serve_main(args)
@@ -129,6 +133,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 2
 
 
+def serve_limits(args: argparse.Namespace):
+    """The server's :class:`~wsframe.sansio.protocol.Limits` from ``serve``'s options.
+
+    Only the message size needs raising: the frame size defaults to it and the
+    fragment cap is derived from it unless ``--max-fragments`` is given.
+    """
+    from wsframe.sansio.protocol import Limits
+    return Limits(max_message_size=args.max_message_size,
+                  max_frame_size=args.max_frame_size or args.max_message_size,
+                  max_fragments=args.max_fragments)
+
+
 def serve_main(args: argparse.Namespace) -> int:
     import ssl
 
@@ -138,9 +154,7 @@ def serve_main(args: argparse.Namespace) -> int:
     from wsframe.server.server import Heartbeat, Server
     from wsframe.loop.backpressure import Backpressure, Policy
 
-    limits = Limits(max_message_size=args.max_message_size,
-                    max_frame_size=args.max_frame_size or args.max_message_size,
-                    max_fragments=args.max_fragments)
+    limits = serve_limits(args)
     heartbeat = Heartbeat(args.heartbeat, args.heartbeat_timeout) if args.heartbeat > 0 else None
     compression = None if args.no_compression else DeflateSettings(
         server_no_context_takeover=not args.server_context_takeover,
@@ -232,7 +246,10 @@ def connect_main(args: argparse.Namespace) -> int:
         if not echo:
             print(f"connected to {args.url} (subprotocol: {client.subprotocol}); "
                   "type lines to send, Ctrl-D to close", file=sys.stderr)
-            loop.add_reader(sys.stdin.fileno(), read_stdin)
+            try:
+                loop.add_reader(sys.stdin.fileno(), read_stdin)
+            except OSError:  # EPERM: a regular file or /dev/null cannot be polled
+                read_all_stdin()
 
     def on_message(client, message):
         if echo:
@@ -249,7 +266,8 @@ def connect_main(args: argparse.Namespace) -> int:
             print(f"closed: {code} {reason}".rstrip(), file=sys.stderr)
 
     def on_give_up(client, why):
-        print(f"error: {why}", file=sys.stderr)
+        print(f"error: {why}", file=sys.stderr)  # the one line about it
+        outcome["reported"] = True
         loop.stop()
 
     def read_stdin(fd):
@@ -261,20 +279,36 @@ def connect_main(args: argparse.Namespace) -> int:
         for text in line.decode(errors="replace").splitlines():
             client.send(text)
 
-    client = ReconnectingClient(args.url, loop=loop, on_open=on_open, on_message=on_message,
-                    on_close=on_close, on_give_up=on_give_up, reconnect=None,
-                    subprotocols=args.subprotocol,
-                    compression=None if args.no_compression else DeflateSettings(),
-                    limits=Limits(max_message_size=args.max_message_size,
-                                  max_frame_size=args.max_message_size,
-                                  max_fragments=1 << 20),
-                    ssl=context, ping_interval=None)
+    def read_all_stdin():
+        """stdin that epoll cannot watch (a regular file, /dev/null): send it whole."""
+        for text in sys.stdin.buffer.read().decode(errors="replace").splitlines():
+            client.send(text)
+        client.close()
+
+    if args.log_level is None:
+        # The client logs each failed attempt at INFO; here on_give_up and the line
+        # below already say it once, so by default only warnings get through.
+        logging.getLogger("wsframe.client").setLevel(logging.WARNING)
+    try:
+        client = ReconnectingClient(
+            args.url, loop=loop, on_open=on_open, on_message=on_message,
+            on_close=on_close, on_give_up=on_give_up, reconnect=None,
+            subprotocols=args.subprotocol,
+            compression=None if args.no_compression else DeflateSettings(),
+            limits=Limits(max_message_size=args.max_message_size,
+                          max_frame_size=args.max_message_size),
+            ssl=context, ping_interval=None)
+    except ValueError as exc:  # not a ws:// or wss:// URL: one line, no traceback
+        hint = f" (did you mean ws://{args.url}?)" if "://" not in args.url else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 2
     if args.trace:
         from wsframe.tools.explain import trace_client
         trace_client(client)
     client.start()
     loop.run(until=lambda: client._conn is None)
     if client.connections == 0:
-        print(f"error: could not connect: {client.last_error}", file=sys.stderr)
+        if not outcome.get("reported"):
+            print(f"error: could not connect: {client.last_error}", file=sys.stderr)
         return 1
     return 0 if outcome["code"] in (1000, 1001) else 1

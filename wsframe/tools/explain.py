@@ -129,6 +129,10 @@ def _explain_frames(data: bytes, inflate: Any, role: Optional[str]) -> tuple[str
                     "connection at the first one, §7.1.7)")
     else:
         summary += "no problems found"
+    if annotator.truncated and problems:
+        summary += f"; {annotator.truncated}"
+    elif annotator.truncated:  # not a problem: a receiver waits for the rest
+        summary += f"; {annotator.truncated}, where an endpoint waits for more"
     lines += ["", f"Summary: {summary}"]
     return "\n".join(lines), problems
 

@@ -43,6 +43,7 @@ from wsframe.codec.handshake import (
 from wsframe.codec.http import HeadReader, HeadTooLarge, HttpSyntaxError, parse_parameterized_list
 from wsframe.codec.masking import apply_mask, rotate_mask
 from wsframe.codec.permessage_deflate import NegotiationError, parse_params
+from wsframe.tools.partial_header import describe_partial_header
 from wsframe.tools.shadow import INFLATE_LIMIT, ShadowReceiver
 
 __all__ = ["Problem", "FrameAnnotator", "InflateParams", "trace_server", "trace_client"]
@@ -193,8 +194,10 @@ class FrameAnnotator:
     bits with a label per field; otherwise each frame gets a compact block.
 
     :meth:`feed` and :meth:`finish` return the lines describing what became
-    complete; :attr:`problems` collects every problem found. The protocol
-    judges: each sender's bytes go to its own
+    complete; :attr:`problems` collects every problem found (a rule broken:
+    an endpoint fails the connection). Input that ends inside a frame is no
+    problem, an endpoint waits for the rest: :attr:`truncated` says where.
+    The protocol judges: each sender's bytes go to its own
     :class:`~wsframe.tools.shadow.ShadowReceiver`, and a receiver that
     stopped (a violation, a Close) is replaced by a fresh one at the next
     frame, so later frames are judged too, by a receiver that knows only
@@ -210,6 +213,7 @@ class FrameAnnotator:
         self.inflate = inflate or {}
         self.verbose = verbose
         self.problems: list[Problem] = []
+        self.truncated: Optional[str] = None  # where the input ended mid-frame (not a problem)
         self.frames = 0             # frames whose header was read
         self.messages = 0           # messages completed
         self._offset = 0            # stream bytes consumed
@@ -275,10 +279,13 @@ class FrameAnnotator:
                 text = (f"the input ends after {_plural(frame.got, 'payload byte')}: the rest of "
                         "the input was taken as this frame's payload")
             else:
-                text = (f"incomplete: {_plural(self._left, 'more byte')} needed (payload has "
+                text = (f"{_plural(self._left, 'more byte')} needed (payload has "
                         f"{frame.got} of {frame.header.length} bytes)")
-            self._add(frame, Problem(text))
-            out += self._payload_lines(frame) + self._problem_lines(frame)
+            # Not a problem: a receiver waits for the rest (it fails nothing).
+            self.truncated = f"the input ends inside frame {frame.index}'s payload: {text}"
+            wait = "" if self.problems else "; an endpoint waits for them"
+            out += (self._payload_lines(frame) + self._problem_lines(frame)
+                    + [f"  INCOMPLETE: {text}{wait}"])
             self._frame = None
             if frame.in_message and frame.header.fin:
                 cut = frame.sender  # its message is cut short, said above
@@ -583,21 +590,26 @@ class FrameAnnotator:
                 f"({how}): {body}"]
 
     def _partial_header_lines(self, head: bytes) -> list[str]:
+        """The input ends inside a header: what its bytes say, and whether they break a rule."""
         self.frames += 1
-        if len(head) < 2:
-            needed = "at least 1 more byte"
-        else:
-            size = 2 + {126: 2, 127: 8}.get(head[1] & 0x7F, 0) + (4 if head[1] & 0x80 else 0)
-            needed = _plural(size - len(head), "more byte")
-        problem = Problem(f"incomplete: {needed} needed to complete the frame header "
-                          f"(have {hex_bytes(head)}, §5.2)")
-        self.problems.append(problem)
-        lines = [f"Frame {self.frames} at byte {self._offset}: header incomplete",
-                 f"  {problem}"]
-        if head:
-            b0 = head[0]
-            lines.append(f"  byte 0 = {b0 >> 4:04b} {b0 & 15:04b}: FIN={b0 >> 7}, "
-                         f"opcode 0x{b0 & 15:x} ({opcode_name(b0 & 15)})")
+        part = describe_partial_header(head, sender=self.sender,
+                                       deflate_senders=frozenset(self.inflate))
+        have = f"have {hex_bytes(head)}"
+        lines = [f"Frame {self.frames} at byte {self._offset}: header incomplete ({have})"]
+        if part.violation is not None:
+            problem = Problem(f"{part.violation.reason}; decided at byte {part.decided_at}, "
+                              "so an endpoint fails the connection without waiting for the rest",
+                              part.violation.close_code)
+            self.problems.append(problem)
+            lines.append(f"  {problem}")
+        lines += [f"  {line}" for line in part.lines]
+        self.truncated = (f"the input ends inside frame {self.frames}'s header: "
+                          f"{part.needed} needed (§5.2)")
+        if part.violation is None and not self.problems:
+            lines.append(f"  INCOMPLETE: {part.needed} needed to complete the frame header; "
+                         "nothing wrong so far, an endpoint waits for them")
+        elif part.violation is None:
+            lines.append(f"  INCOMPLETE: {part.needed} needed to complete the frame header")
         return lines
 
 

@@ -358,6 +358,12 @@ def broadcast(args, target: Target) -> dict:
                             mode="publish", connections=1, size=args.size, rate=args.rate,
                             duration=args.duration, warmup=0.0,
                             source_addresses=tuple(sources[-1]))], cpus=_cpus(args)).start()
+    # The span starts at the first message sent, not when the publisher's process
+    # was started (spawning it and its handshake are not publishing time).
+    launched = time.monotonic()
+    while (publisher.totals()["sent"] == 0 and publisher.running()
+           and time.monotonic() - launched < 30):
+        time.sleep(0.01)
     published_from = last_change = time.monotonic()
     received_at_start = last = fleet.totals()["received"]
     while publisher.running() and time.monotonic() - published_from < args.duration + 30:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
-__all__ = ["Target", "start_own_server", "parse_target", "LOOPBACK_HOSTS"]
+__all__ = ["Target", "start_own_server", "server_command", "parse_target", "LOOPBACK_HOSTS"]
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # the engine speaks IPv4 only
 
@@ -78,12 +78,28 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_command(port: int, extra_args: str = "") -> list[str]:
+    """The command line of ``wsframe serve`` as this interpreter runs it.
+
+    The current directory must not shadow the installed package: started from
+    a folder holding a ``wsframe/`` directory (a checkout, a project named so),
+    ``python -m wsframe`` would import that folder instead. ``-P`` (Python
+    3.11+) leaves the current directory off ``sys.path``; on 3.10 the child
+    removes it itself before importing wsframe.
+    """
+    serve = ["--log-level", "WARNING", "serve", "--port", str(port), *shlex.split(extra_args)]
+    if sys.version_info >= (3, 11):
+        return [sys.executable, "-P", "-m", "wsframe", *serve]
+    return [sys.executable, "-c",
+            "import sys; del sys.path[0]; from wsframe.tools.cli import main; sys.exit(main())",
+            *serve]
+
+
 def start_own_server(path: str, extra_args: str = "", cpu: Optional[int] = None,
                      timeout: float = 15.0) -> Target:
     """Start ``wsframe serve`` on a free loopback port (pinned to ``cpu`` if given)."""
     port = _free_port()
-    command = [sys.executable, "-m", "wsframe", "--log-level", "WARNING", "serve",
-               "--port", str(port), *shlex.split(extra_args)]
+    command = server_command(port, extra_args)
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
