@@ -260,7 +260,9 @@ def main() -> int:
     for suite in suites:
         meta[suite] = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                        "commit": git_commit(),
-                       "runs": 1 if suite == "capacity" else args.repeats,
+                       "runs": (1 if suite == "capacity" else
+                                f"{args.repeats} at 5/s, 1 flooded" if suite == "broadcast"
+                                else args.repeats),
                        "kept": "one run" if suite == "capacity" else "each server's median run"}
     if "echo" in suites:
         results["echo"] = echo_suite(args.quick, args.repeats)
