@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 from typing import Iterable, Optional, Sequence, Union
-from urllib.parse import urlsplit
 
 from wsframe.asyncio.connection import Connection
 from wsframe.codec.permessage_deflate import DeflateSettings
+from wsframe.codec.url import parse_url
 from wsframe.errors import InvalidHandshake
 from wsframe.sansio import events as ev
 from wsframe.sansio.protocol import DEFAULT_LIMITS, Limits
@@ -75,23 +75,6 @@ class ClientConnection(Connection):
                 InvalidHandshake("connection closed during the opening handshake"))
 
 
-def _split_url(url: str) -> tuple[bool, str, int, str, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"not a WebSocket URL (ws:// or wss://): {url!r}")
-    if parts.fragment:
-        raise ValueError("a WebSocket URL has no fragment (RFC 6455 §3)")
-    if not parts.hostname:
-        raise ValueError(f"no host in {url!r}")
-    secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
-    host = parts.hostname
-    shown = f"[{host}]" if ":" in host else host
-    host_header = shown if port == (443 if secure else 80) else f"{shown}:{port}"
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return secure, host, port, host_header, target
-
-
 class connect:
     """Open a client connection: ``async with connect(url) as ws`` or ``await connect(url)``."""
 
@@ -113,7 +96,9 @@ class connect:
         self.connection: Optional[ClientConnection] = None
 
     async def _open(self) -> ClientConnection:
-        secure, host, port, host_header, target = _split_url(self.url)
+        where = parse_url(self.url)
+        secure, host, port, host_header, target = (where.secure, where.host, where.port,
+                                                   where.host_header, where.target)
         context = self.ssl
         if secure and context in (None, True):
             context = ssl_module.create_default_context()

@@ -22,43 +22,16 @@ import select
 import socket
 import ssl as ssl_module
 import time
-from typing import Iterator, NamedTuple, Optional, Sequence, Union
-from urllib.parse import urlsplit
+from typing import Iterator, Optional, Sequence, Union
 
 from wsframe.sansio import events as ev
 from wsframe.sansio.roles import ClientProtocol
+from wsframe.codec.url import WebSocketURL, parse_url
 from wsframe.errors import ConnectionClosed
 from wsframe.codec.permessage_deflate import DeflateSettings
 from wsframe.sansio.protocol import CLOSED, CONNECTING, OPEN, Limits
 
 __all__ = ["connect", "WebSocket", "parse_url", "WebSocketURL"]
-
-
-class WebSocketURL(NamedTuple):
-    secure: bool
-    host: str
-    port: int
-    target: str  # path and query
-
-    @property
-    def host_header(self) -> str:
-        default = 443 if self.secure else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
-
-
-def parse_url(url: str) -> WebSocketURL:
-    """Split a ``ws://`` or ``wss://`` URL (§3)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"not a WebSocket URL (ws:// or wss://): {url!r}")
-    if parts.fragment:
-        raise ValueError("a WebSocket URL has no fragment (§3)")
-    if not parts.hostname:
-        raise ValueError(f"no host in {url!r}")
-    secure = parts.scheme == "wss"
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return WebSocketURL(secure, parts.hostname, parts.port or (443 if secure else 80), target)
 
 
 class WebSocket:
