@@ -15,7 +15,6 @@ the acceptor then closes its copy and keeps nothing.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import socket
@@ -23,7 +22,8 @@ from typing import Callable, Optional
 
 from wsframe.codec.handshake import is_upgrade_request, read_request
 from wsframe.codec.http import HeadReader, HeadTooLarge, build_response
-from wsframe.loop.eventloop import Loop, is_fd_exhausted
+from wsframe.loop.eventloop import Loop
+from wsframe.server.listener import accepted_fds
 from wsframe.server.server import Server
 from wsframe.cluster.partition import key_for_target, owner
 
@@ -85,20 +85,8 @@ class Acceptor:
             self.loop.add_reader(self.sock.fileno(), self._on_accept)
 
     def _on_accept(self, _fd: int) -> None:
-        accept = self.sock._accept
-        for _ in range(self.accept_batch):
-            try:
-                fd, _addr = accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if is_fd_exhausted(exc):
-                    self._pause(exc)
-                elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
-                    log.warning("accept failed: %s", exc)
-                return
+        for fd in accepted_fds(self.sock, self.accept_batch, self._pause):
             self.accepted += 1
-            os.set_blocking(fd, False)
             if self.tls:  # TLS is the worker's to terminate: nothing to read here
                 self.dispatch(self.least_loaded(), fd, b"", True)
                 continue

@@ -6,13 +6,36 @@ import logging
 import os
 import socket
 import ssl as ssl_module
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 from wsframe.loop.eventloop import is_fd_exhausted
 
-__all__ = ["Listener"]
+__all__ = ["Listener", "accepted_fds"]
 
 log = logging.getLogger("wsframe.server")
+
+
+def accepted_fds(sock: socket.socket, batch: int,
+                 on_exhausted: Callable[[OSError], None]) -> Iterator[int]:
+    """Up to ``batch`` connections accepted from a listening socket, as non-blocking fds.
+
+    Out of file descriptors (EMFILE, ENFILE ...): ``on_exhausted(error)`` and
+    stop; a connection that died in the backlog is skipped quietly.
+    """
+    accept = sock._accept
+    for _ in range(batch):
+        try:
+            fd, _addr = accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if is_fd_exhausted(exc):
+                on_exhausted(exc)
+            elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
+                log.warning("accept failed: %s", exc)
+            return
+        os.set_blocking(fd, False)
+        yield fd
 
 
 class Listener:
@@ -28,19 +51,7 @@ class Listener:
 
     def _on_accept(self, _fd: int) -> None:
         server = self.server
-        accept = self.sock._accept
-        for _ in range(server.settings.accept_batch):
-            try:
-                fd, _addr = accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if is_fd_exhausted(exc):
-                    self._pause(exc)
-                elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
-                    log.warning("accept failed: %s", exc)
-                return
-            os.set_blocking(fd, False)
+        for fd in accepted_fds(self.sock, server.settings.accept_batch, self._pause):
             server.adopt(fd, ssl=self.ssl)
 
     def _pause(self, exc: OSError) -> None:
