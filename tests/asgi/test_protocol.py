@@ -320,6 +320,40 @@ def test_answers_to_messages_before_a_bad_frame_go_out_before_the_close():
     asyncio.run(main())
 
 
+def test_a_bad_frame_in_a_later_read_waits_for_the_answer_being_made():
+    # The message arrives in one read and the app takes it; the bad frame comes in the
+    # next read while the app is still answering (awaiting something): before, the Close
+    # went out first (Autobahn 3.2, 4.1.3, 5.15 NON-STRICT through uvicorn under load).
+    async def slow_echo(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            await asyncio.sleep(0.05)  # the answer takes a while
+            await send({"type": "websocket.send", "text": message["text"]})
+
+    async def main():
+        protocol, transport, state = make_protocol(slow_echo)
+        client = ClientProtocol("127.0.0.1", "/", deflate=None)
+        handshake(protocol, client)
+        await settle()
+        client.receive_data(transport.buffer)
+        client.events()
+        transport.buffer = b""
+        client.send("first")
+        protocol.data_received(client.data_to_send())
+        await asyncio.sleep(0.01)                   # the app has taken "first"
+        protocol.data_received(b"\x83\x80abcd")    # opcode 3: reserved (§5.2)
+        assert transport.buffer == b""
+        await asyncio.gather(*state.tasks)
+        client.receive_data(transport.buffer)
+        events = client.events()
+        assert events[0] == TextMessage("first") and events[-1].code == 1002
+    asyncio.run(main())
+
+
 def test_messages_sent_in_one_turn_leave_in_one_write():
     writes = []  # the transport's write count at points of the app
 

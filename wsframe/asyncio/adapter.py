@@ -63,6 +63,7 @@ class Adapter(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future] = []
         self._deferred: Optional[asyncio.TimerHandle] = None  # a failure's Close, held back
+        self._busy = False  # the application took a message and has not asked for the next
         self._flush_scheduled = False   # sent messages wait for the end of this loop turn
         self._batched = 0               # messages sent since the last write
         self.lost = False               # connection_lost() happened
@@ -81,11 +82,13 @@ class Adapter(asyncio.Protocol):
         while events:  # a hook may produce more (accept() parses the bytes that came early)
             self._dispatch(events)
             events = proto.events()
-        if (self._queued_messages and self.closed_event is not None
+        if ((self._queued_messages or self._busy) and self.closed_event is not None
                 and proto.state is not CLOSED and self._deferred is None):
-            # The peer broke the protocol after messages the application has not read
-            # yet: its answers to them go first, then the Close frame (as on the epoll
-            # server, whose handlers answer synchronously). At most close_timeout.
+            # The peer broke the protocol after messages the application has not read,
+            # or is still handling: its answers to them go first, then the Close frame
+            # (as on the epoll server, whose handlers answer synchronously). The
+            # application has answered a message once it asks for the next one (or
+            # the connection's end). At most close_timeout.
             self._deferred = self.loop.call_later(self.close_timeout, self.flush)
             return
         self.flush()
@@ -245,6 +248,9 @@ class Adapter(asyncio.Protocol):
 
     async def get(self) -> Any:
         """The next queued item (waits for one)."""
+        self._busy = False  # done with the previous message: its answers are written
+        if self._deferred is not None and not self._queued_messages:
+            self.flush()  # the Close, after those answers
         while not self._queue:
             getter = self._getter = self.loop.create_future()
             try:
@@ -254,8 +260,7 @@ class Adapter(asyncio.Protocol):
         item, message = self._queue.popleft()
         if message:
             self._queued_messages -= 1
-            if self._deferred is not None and not self._queued_messages:
-                self.loop.call_soon(self.flush)  # after the application's answer to this one
+            self._busy = True
             if self._read_paused and (self.max_queue is None
                                       or self._queued_messages < self.max_queue):
                 self.resume_reading()
