@@ -22,10 +22,10 @@ ALLOWED: dict[str, set[str]] = {
     "codec": {"base", "codec"},
     "sansio": {"base", "codec", "sansio"},
     "loop": {"base", "loop", "codec"},   # the codec package only for the compiled/pure switch
-    "server": {"base", "codec", "sansio", "loop", "server"},
+    "backplane": {"base", "loop", "backplane"},   # a Redis client on the loop; rooms use it
+    "server": {"base", "codec", "sansio", "loop", "backplane", "server"},
     "client": {"base", "codec", "sansio", "loop", "client"},
-    "cluster": {"base", "codec", "sansio", "loop", "server", "cluster"},
-    "backplane": {"base", "codec", "sansio", "loop", "server", "cluster", "backplane"},
+    "cluster": {"base", "codec", "sansio", "loop", "backplane", "server", "cluster"},
     "delivery": {"base", "codec", "sansio", "loop", "server", "client", "cluster", "backplane",
                  "delivery"},
     "asgi": {"base", "codec", "sansio", "asyncio", "asgi"},

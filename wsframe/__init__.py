@@ -21,7 +21,8 @@ from wsframe.loop.backpressure import Backpressure, Policy, SendStatus
 from wsframe.loop.eventloop import Loop
 from wsframe.codec.permessage_deflate import DeflateSettings
 from wsframe.sansio.protocol import Limits
-from wsframe.client.reconnecting import Backoff, ReconnectingClient
+from wsframe.client.reconnecting import ReconnectingClient
+from wsframe.loop.connect import Backoff
 from wsframe.server.rooms import Room
 from wsframe.server.server import Endpoint, Heartbeat, HttpResponse, Server, ServerConnection, ServerSettings
 

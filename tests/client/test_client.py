@@ -13,7 +13,8 @@ from wsframe.server.apps import install_builtin_app
 from wsframe.client.blocking import connect, parse_url
 from wsframe.errors import ConnectionClosed, InvalidResponse
 from wsframe.loop.eventloop import Loop
-from wsframe.client.reconnecting import Backoff, ReconnectingClient
+from wsframe.client.reconnecting import ReconnectingClient
+from wsframe.loop.connect import Backoff
 from wsframe.server.server import Endpoint
 
 from tests.helpers import running_server, wait_for

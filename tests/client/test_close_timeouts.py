@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from wsframe.client.blocking import connect
-from wsframe.client.reconnecting import Backoff, ReconnectingClient
+from wsframe.client.reconnecting import ReconnectingClient
+from wsframe.loop.connect import Backoff
 from wsframe.codec.handshake import accept_response
 from wsframe.loop.eventloop import Loop
 from tests.helpers import wait_for

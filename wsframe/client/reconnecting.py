@@ -21,44 +21,26 @@ not help), or when :meth:`ReconnectingClient.close` is called.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-import random
 import socket
 import ssl as ssl_module
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future
 from typing import Callable, Optional, Sequence, Union
 
 from wsframe.client.blocking import parse_url
 from wsframe.codec.permessage_deflate import DeflateSettings
 from wsframe.errors import InvalidHandshake, PeerTimeout
 from wsframe.loop.backpressure import SendStatus
+from wsframe.loop.connect import Backoff, connect_error, is_ip_address, open_tcp, resolver
 from wsframe.loop.eventloop import FdStream, Loop, TimerHandle
 from wsframe.sansio.handshake import ClientHandshake
 from wsframe.sansio.protocol import CONNECTING, OPEN, Limits, Protocol
 
-__all__ = ["Backoff", "ReconnectingClient", "ClientConnection"]
+__all__ = ["ReconnectingClient", "ClientConnection"]
 
 log = logging.getLogger("wsframe.client")
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Reconnection delays: exponential, capped, with full jitter."""
-
-    initial: float = 0.5        # first retry within half a second
-    factor: float = 2.0         # doubling per consecutive failure
-    max_delay: float = 30.0     # never wait longer than this
-    reset_after: float = 60.0   # a connection open this long clears the failure count
-    max_attempts: Optional[int] = None  # consecutive failures before giving up (None: never)
-
-    def delay(self, attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
-        """The wait before retry number ``attempt`` (0-based)."""
-        ceiling = min(self.max_delay, self.initial * self.factor ** min(attempt, 64))
-        return rng(0.0, ceiling)
 
 
 class ClientConnection(FdStream, Protocol):
@@ -89,11 +71,7 @@ class ClientConnection(FdStream, Protocol):
         self._flush()
 
     def _tcp_connected(self) -> None:
-        sock = socket.socket(fileno=self.fd)
-        try:
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        finally:
-            sock.detach()
+        error = connect_error(self.fd)
         self._tcp_pending = False
         self.loop.want_write(self.fd, False)
         if error:
@@ -219,13 +197,13 @@ class ReconnectingClient:
         if self.stopped:
             return
         host, port = self.url.host, self.url.port
-        if _is_ip_address(host):
+        if is_ip_address(host):
             return self._connect_to(socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)[0])
         # getaddrinfo() may wait seconds on DNS: resolve in a thread, come back on the loop.
         self._resolving = attempt = object()
         self._timer = self.loop.call_later(self.connect_timeout, self._resolve_timed_out, attempt)
-        future = _resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        future = resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         loop = self.loop
 
         def done(future: Future) -> None:  # in the resolver thread
@@ -258,7 +236,7 @@ class ReconnectingClient:
 
     def _connect_to(self, address_info: tuple) -> None:
         try:
-            fd = self._open_socket(address_info)
+            fd = open_tcp(address_info)
         except OSError as exc:
             self._failed(f"connect: {exc}")
             return self._schedule()
@@ -267,18 +245,6 @@ class ReconnectingClient:
         self.loop.add_stream(conn)
         self.loop.want_write(fd, True)
         self._timer = self.loop.call_later(self.connect_timeout, self._connect_timed_out, conn)
-
-    @staticmethod
-    def _open_socket(address_info: tuple) -> int:
-        family, kind, proto, _, address = address_info
-        sock = socket.socket(family, kind, proto)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        err = sock.connect_ex(address)
-        if err not in (0, 115, 36):  # EINPROGRESS (Linux / BSD)
-            sock.close()
-            raise OSError(err, os.strerror(err))
-        return sock.detach()
 
     #: The class of new connections; a subclass may observe them (``wsframe connect --trace``).
     conn_class = ClientConnection
@@ -384,25 +350,6 @@ class ReconnectingClient:
             callback(*args)
         except Exception:
             log.exception("client callback %r failed", callback)
-
-
-_resolver_pool: Optional[ThreadPoolExecutor] = None
-
-
-def _resolver() -> ThreadPoolExecutor:
-    """The threads that run getaddrinfo() for every client (made on first use)."""
-    global _resolver_pool
-    if _resolver_pool is None:
-        _resolver_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wsframe-dns")
-    return _resolver_pool
-
-
-def _is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 _tls_bases: dict[type, type] = {}

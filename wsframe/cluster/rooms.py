@@ -14,9 +14,14 @@ Every broadcast is sequenced by the owner, which gives one order per room:
 * elsewhere: the payload goes to the owner (PUBLISH), which does the above
   -- the sender's own process included, so its members see the same order.
 
-Each process builds the frame once for its members (``Room.broadcast``).
+Each process builds the frame once for its members (``Room.deliver``).
 A broadcast that ``exclude``-s a member carries (origin slot, fd) so that
 member's process skips it.
+
+With a backplane (Redis, across machines), the owner is this machine's
+backplane client for the room: it subscribes while any worker has members,
+publishes every broadcast it sequences once, and fans what comes from Redis
+out like its own broadcasts. Other workers never talk to Redis about it.
 """
 from __future__ import annotations
 
@@ -39,19 +44,6 @@ class ClusterRoom(Room):
         Room.__init__(self, name, rooms)
         self.owner = owner(name, rooms.slots)
 
-    def join(self, conn) -> None:
-        first = not self.members
-        Room.join(self, conn)
-        if first and self.members and self.owner != self._rooms.slot:
-            self._rooms.announce(JOIN, self)
-
-    def _discard(self, conn) -> None:
-        if conn not in self.members:
-            return
-        Room._discard(self, conn)
-        if not self.members and self.owner != self._rooms.slot:
-            self._rooms.announce(LEAVE, self)
-
     def broadcast(self, data: Union[str, bytes], *, text: Optional[bool] = None,
                   compress: Optional[bool] = None, exclude=None,
                   policy: Optional[Policy] = None) -> BroadcastResult:
@@ -63,7 +55,7 @@ class ClusterRoom(Room):
         """
         rooms: ClusterRooms = self._rooms
         payload, is_text = _payload(data, text)
-        if self.owner == rooms.slot:
+        if self.owner == rooms.slot:  # local members, the backplane, the other workers
             result = Room.broadcast(self, data, text=text, compress=compress, exclude=exclude,
                                     policy=policy)
             rooms.fan_out(self.name, payload, is_text, compress, -1, -1, policy)
@@ -100,6 +92,41 @@ class ClusterRooms(Rooms):
             room = self._rooms[name] = ClusterRoom(name, self)
         return room
 
+    # ---- membership -----------------------------------------------------------------
+
+    def _occupied(self, room: ClusterRoom) -> None:
+        if room.owner != self.slot:
+            self.announce(JOIN, room)
+        else:
+            self._interest(room.name)
+
+    def _forget(self, room: ClusterRoom) -> None:
+        if self._rooms.get(room.name) is not room:
+            return
+        del self._rooms[room.name]
+        if room.owner != self.slot:
+            self.announce(LEAVE, room)
+        else:
+            self._interest(room.name)
+
+    def _interest(self, name: str) -> None:
+        """An owned room's backplane subscription: while any worker has members."""
+        if self.relay is None:
+            return
+        room = self._rooms.get(name)
+        if (room is not None and room.members) or self.remote.get(name):
+            self.relay.want(name)
+        else:
+            self.relay.unwant(name)
+
+    def _relayed(self, name: str, payload: bytes, text: bool) -> None:
+        """From another machine: this worker's members, then the other workers'."""
+        room = self._rooms.get(name)
+        if room is not None and room.members:
+            room.deliver(payload, text=text)
+        if owner(name, self.slots) == self.slot:
+            self.fan_out(name, payload, text, None, -1, -1, None)
+
     # ---- outgoing -------------------------------------------------------------------
 
     def announce(self, kind: int, room: ClusterRoom) -> None:
@@ -131,7 +158,9 @@ class ClusterRooms(Rooms):
 
     def on_join(self, body: bytes) -> None:
         slot = int.from_bytes(body[:2], "big")
-        self.remote.setdefault(body[2:].decode("utf-8", "surrogatepass"), set()).add(slot)
+        name = body[2:].decode("utf-8", "surrogatepass")
+        self.remote.setdefault(name, set()).add(slot)
+        self._interest(name)
 
     def on_leave(self, body: bytes) -> None:
         slot = int.from_bytes(body[:2], "big")
@@ -141,6 +170,7 @@ class ClusterRooms(Rooms):
             slots.discard(slot)
             if not slots:
                 del self.remote[name]
+                self._interest(name)
 
     def on_publish(self, name: str, payload: bytes, text: bool, compress, origin: int,
                    exclude_fd: int, policy) -> None:
@@ -148,16 +178,17 @@ class ClusterRooms(Rooms):
         room = self._rooms.get(name)
         if room is not None and room.members:
             skip = _member_by_fd(room, exclude_fd) if origin == self.slot else None
-            Room.broadcast(room, payload, text=text, compress=compress, exclude=skip,
-                           policy=policy)
+            room.deliver(payload, text=text, compress=compress, exclude=skip, policy=policy)
+        if self.relay is not None:
+            self.relay.publish(name, payload, text)
         self.fan_out(name, payload, text, compress, origin, exclude_fd, policy)
 
     def on_fanout(self, name: str, payload: bytes, text: bool, compress, exclude_fd: int,
                   policy) -> None:
         room = self._rooms.get(name)
         if room is not None and room.members:
-            Room.broadcast(room, payload, text=text, compress=compress,
-                           exclude=_member_by_fd(room, exclude_fd), policy=policy)
+            room.deliver(payload, text=text, compress=compress,
+                         exclude=_member_by_fd(room, exclude_fd), policy=policy)
 
     def on_restarted(self, slot: int) -> None:
         """``slot`` has a fresh worker: forget its memberships, re-announce ours to it."""
@@ -166,6 +197,7 @@ class ClusterRooms(Rooms):
             slots.discard(slot)
             if not slots:
                 del self.remote[name]
+                self._interest(name)
         for room in self:
             if room.members and room.owner == slot and slot != self.slot:
                 self.announce(JOIN, room)

@@ -68,6 +68,9 @@ class Worker:
         self.handoff.setblocking(False)
         self.rooms = ClusterRooms(self.slot, self.slots, self._send_to)
         server.rooms = self.rooms
+        if server.backplane is not None:  # this worker: the backplane client of its rooms
+            self.rooms.attach(server.backplane)
+            server.backplane.start()
         self.lost_handoffs = 0
         self.received = 0       # handoffs taken (the supervisor's load estimate needs it)
         loop.add_reader(self.handoff.fileno(), self._on_handoff)
@@ -153,6 +156,7 @@ class Worker:
             "fd_limit": server.fd_limits[0], "lost_handoffs": self.lost_handoffs,
             "received": self.received,
             "channel_dropped": self.control.dropped,
+            **({"backplane": server.backplane.stats()} if server.backplane is not None else {}),
         }))
 
     def ready(self) -> None:

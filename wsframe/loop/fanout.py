@@ -43,12 +43,17 @@ write_each = _compiled_fanout.write_each if _compiled_fanout is not None else _w
 
 
 class BroadcastResult:
-    """How a fan-out went: streams reached, and those skipped by backpressure."""
+    """How a fan-out went: streams reached, and those skipped by backpressure.
 
-    __slots__ = ("delivered", "dropped", "blocked", "closed")
+    ``published``: ``None`` without a backplane; else whether the message was
+    handed to it for the other servers (``False``: it is down, counted there).
+    """
+
+    __slots__ = ("delivered", "dropped", "blocked", "closed", "published")
 
     def __init__(self) -> None:
         self.delivered = self.dropped = self.blocked = self.closed = 0
+        self.published = None
 
     def count(self, status: SendStatus) -> None:
         if status is SendStatus.OK:
@@ -62,7 +67,7 @@ class BroadcastResult:
 
     def __repr__(self) -> str:
         return (f"BroadcastResult(delivered={self.delivered}, dropped={self.dropped}, "
-                f"blocked={self.blocked}, closed={self.closed})")
+                f"blocked={self.blocked}, closed={self.closed}, published={self.published})")
 
 
 def fan_out(streams: Sequence, data: bytes, policy: Policy, max_queue: int,

@@ -45,5 +45,9 @@ def install_builtin_app(server: Server) -> None:
     def health(request):
         body = {"status": "ok", "connections": len(server._conns), "rooms": len(server.rooms),
                 **server.stats.as_dict()}
+        if server.backplane is not None:
+            body["backplane"] = server.backplane.stats()
+            if body["backplane"].get("state") != "ready":
+                body["status"] = "degraded"
         return HttpResponse(200, (json.dumps(body) + "\n").encode(), "application/json")
     server.http("/health", health)

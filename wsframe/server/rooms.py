@@ -17,6 +17,13 @@ direct send to a member while a batch is pending first gives that member
 the batch (:meth:`Room._catch_up`).
 
 A connection leaves its rooms automatically when it closes.
+
+With a backplane (:mod:`wsframe.backplane`, rooms shared by servers through
+Redis), :meth:`Room.broadcast` also hands the message to it once for the
+other servers, and messages from them reach this server's members through
+:meth:`Room.deliver`. The backplane hears when a room gets its first member
+here and when it loses its last one (``want`` / ``unwant``), so it
+subscribes only to rooms with members in this process.
 """
 from __future__ import annotations
 
@@ -55,6 +62,8 @@ class Room:
         self.members.add(conn)
         self._groups = None
         conn._add_room(self)
+        if len(self.members) == 1 and self._rooms is not None:
+            self._rooms._occupied(self)
 
     def leave(self, conn: "ServerConnection") -> None:
         self._discard(conn)
@@ -84,9 +93,26 @@ class Room:
         limit are handled by ``policy`` (:attr:`Policy.DROP` by default for rooms).
         Later broadcasts of the same loop turn are batched (see the module
         docstring): they count as delivered to every member, and the policy
-        applies when the batch is written at the end of the turn.
+        applies when the batch is written at the end of the turn. With a
+        backplane the message also goes once to the other servers
+        (``result.published`` says whether it could).
         """
         message = _Message.of(data, text, compress)  # TypeError here, to the caller
+        result = self._deliver(message, exclude, policy)
+        relay = self._rooms.relay if self._rooms is not None else None
+        if relay is not None:
+            result.published = relay.publish(self.name, message.payload,
+                                             message.opcode == OP_TEXT)
+        return result
+
+    def deliver(self, data: Union[str, bytes], *, text: Optional[bool] = None,
+                compress: Optional[bool] = None, exclude: Optional["ServerConnection"] = None,
+                policy: Optional[Policy] = None) -> BroadcastResult:
+        """Send to this process's members only, as :meth:`broadcast` does, without the
+        backplane: for messages that come from it (or from another worker)."""
+        return self._deliver(_Message.of(data, text, compress), exclude, policy)
+
+    def _deliver(self, message: "_Message", exclude, policy: Optional[Policy]) -> BroadcastResult:
         result = BroadcastResult()
         if not self.members:
             return result
@@ -226,10 +252,49 @@ class _Message:
 
 
 class Rooms:
-    """The rooms of one server process, created on first join, dropped when empty."""
+    """The rooms of one server process, created on first join, dropped when empty.
+
+    ``relay``: the backplane (see :meth:`attach`), or ``None``.
+    """
 
     def __init__(self) -> None:
         self._rooms: dict[str, Room] = {}
+        self.relay = None
+
+    def attach(self, relay) -> None:
+        """Share these rooms with other servers through ``relay`` (a backplane such as
+        :class:`~wsframe.backplane.pubsub.RedisBackplane`: ``bind``, ``want``,
+        ``unwant``, ``publish``)."""
+        self.relay = relay
+        relay.bind(self._relayed)
+        for room in self._rooms.values():
+            if room.members:
+                self._occupied(room)
+
+    def publish(self, name: str, data: Union[str, bytes], *, text: Optional[bool] = None,
+                compress: Optional[bool] = None) -> Optional[BroadcastResult]:
+        """Broadcast to room ``name`` whether or not it has members here (with a
+        backplane, its members on other servers get it too); ``None`` if nobody could."""
+        room = self._rooms.get(name)
+        if room is not None and room.members:
+            return room.broadcast(data, text=text, compress=compress)
+        if self.relay is None:
+            return None
+        message = _Message.of(data, text, compress)
+        result = BroadcastResult()
+        result.published = self.relay.publish(name, message.payload, message.opcode == OP_TEXT)
+        return result
+
+    def _relayed(self, name: str, payload: bytes, text: bool) -> None:
+        """A message for room ``name`` from another server, through the backplane."""
+        room = self._rooms.get(name)
+        if room is not None and room.members:
+            room.deliver(payload, text=text)
+
+    def _occupied(self, room: Room) -> None:
+        """``room`` got its first member in this process."""
+        if self.relay is not None:
+            self.relay.want(room.name)
 
     def get_or_create(self, name: str) -> Room:
         """The room called ``name`` (created empty if needed)."""
@@ -244,8 +309,11 @@ class Rooms:
         return self._rooms.get(name)
 
     def _forget(self, room: Room) -> None:
+        """``room`` lost its last member in this process."""
         if self._rooms.get(room.name) is room:
             del self._rooms[room.name]
+            if self.relay is not None:
+                self.relay.unwant(room.name)
 
     def __len__(self) -> int:
         return len(self._rooms)

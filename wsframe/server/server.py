@@ -121,7 +121,8 @@ class Server:
     """A WebSocket server on a :class:`~wsframe.loop.eventloop.Loop` (one is made if not given)."""
 
     def __init__(self, *, loop: Optional[Loop] = None, default: Optional[Endpoint] = None,
-                 settings: Optional[ServerSettings] = None, **overrides) -> None:
+                 settings: Optional[ServerSettings] = None, backplane: object = None,
+                 **overrides) -> None:
         settings = settings or ServerSettings()
         if overrides:
             settings = ServerSettings(**{**settings.__dict__, **overrides})
@@ -145,6 +146,21 @@ class Server:
         self._ticks = {}
         self._configure_ticks()
         self.loop.on_tick(self._sweep)
+        self.backplane = None
+        if backplane is not None:
+            self.use_backplane(backplane)
+
+    def use_backplane(self, backplane: object, **options) -> None:
+        """Share rooms with other servers: ``backplane`` is a Redis URL
+        (``redis://[user:password@]host:port/db``, ``rediss://`` for TLS; ``options``
+        go to :class:`~wsframe.backplane.pubsub.RedisBackplane`, e.g. ``prefix=``) or
+        a backplane object. It connects when the server starts listening (or a
+        worker starts serving), not before."""
+        if isinstance(backplane, str):
+            from wsframe.backplane.pubsub import RedisBackplane
+            backplane = RedisBackplane(self.loop, backplane, **options)
+        self.backplane = backplane
+        self.rooms.attach(backplane)
 
     def _configure_ticks(self) -> None:
         settings = self.settings
@@ -199,9 +215,7 @@ class Server:
         self.loop.call_soon_threadsafe(self._publish, room, data, text, compress)
 
     def _publish(self, name: str, data, text: Optional[bool], compress: Optional[bool]) -> None:
-        room = self.rooms.get(name)
-        if room is not None:
-            room.broadcast(data, text=text, compress=compress)
+        self.rooms.publish(name, data, text=text, compress=compress)
 
     def http(self, path: str, handler: Callable[[Request], HttpResponse]) -> None:
         """Answer plain (non-upgrade) GET and HEAD requests for ``path`` (others: 405)."""
@@ -224,6 +238,8 @@ class Server:
         sock.listen(self.settings.backlog)
         sock.setblocking(False)
         self._listeners.append(Listener(self, sock, ssl))
+        if self.backplane is not None:
+            self.backplane.start()
         return sock.getsockname()[:2]
 
     @property
@@ -249,6 +265,8 @@ class Server:
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
+        if self.backplane is not None:
+            self.backplane.close()
         for conn in list(self._conns):
             if conn.state is OPEN:
                 conn.close(code, reason)

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "(auto: one per CPU; default 1: a single process)")
     serve.add_argument("--publish-socket", metavar="PATH",
                        help="with --workers: a Unix socket for wsframe.cluster.publish()")
+    serve.add_argument("--redis", metavar="URL",
+                       help="share rooms with other servers through Redis pub/sub "
+                            "(redis://[user:password@]host:port/db, rediss:// for TLS; "
+                            "needs pip install 'wsframe[redis]')")
+    serve.add_argument("--redis-prefix", default="wsframe:room:", metavar="PREFIX",
+                       help="the channel of room NAME is PREFIX + NAME (default wsframe:room:)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--demo", action="store_true",
@@ -188,6 +194,15 @@ def serve_main(args: argparse.Namespace) -> int:
                         max_connections=args.max_connections,
                         max_connections_per_address=args.max_connections_per_address)
         install_builtin_app(server)
+    if args.redis:
+        if server.backplane is not None:
+            print("error: --redis: the app has a backplane of its own", file=sys.stderr)
+            return 2
+        try:
+            server.use_backplane(args.redis, prefix=args.redis_prefix)
+        except (ImportError, ValueError) as exc:
+            print(f"error: --redis: {exc}", file=sys.stderr)
+            return 2
     if args.demo:
         from wsframe.tools.demo import install_demo
         install_demo(server)
