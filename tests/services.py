@@ -38,8 +38,10 @@ def require(program: str) -> str:
 class RedisServer:
     """``redis-server`` on 127.0.0.1:<free port>, nothing on disk."""
 
-    def __init__(self, port: Optional[int] = None, *extra: str) -> None:
+    def __init__(self, port: Optional[int] = None, *extra: str,
+                 password: Optional[str] = None) -> None:
         self.binary = require("redis-server")
+        self.password = password
         self.cli_binary = require("redis-cli")
         self.port = port or free_port()
         self.extra = extra
@@ -54,7 +56,8 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no", *self.extra],
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no", *self.extra,
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -82,8 +85,9 @@ class RedisServer:
     def cli(self, *args: str, stdin: Optional[bytes] = None) -> str:
         """``redis-cli ARGS``; with ``stdin``, ``redis-cli -x ARGS`` (its last argument read
         from stdin, as bytes: how a shell passes binary data)."""
-        argv = [self.cli_binary, "-p", str(self.port), *(["-x"] if stdin is not None else []),
-                *args]
+        argv = [self.cli_binary, "-p", str(self.port),
+                *(["-a", self.password, "--no-auth-warning"] if self.password else []),
+                *(["-x"] if stdin is not None else []), *args]
         out = subprocess.run(argv, input=stdin, capture_output=True, timeout=10, check=True)
         return out.stdout.decode().strip()
 
