@@ -215,3 +215,55 @@ class WsframeServe:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+HAPROXY_CONF = """\
+# wsframe's sticky-session recipe for HAProxy (docs/howto/redis.md), with test ports.
+global
+    maxconn 1024
+defaults
+    mode http
+    timeout connect 2s
+    timeout client  75s
+    timeout server  75s
+    timeout tunnel  1h
+    timeout client-fin 5s
+    retries 3
+    option redispatch
+frontend ws
+    bind 127.0.0.1:{port}
+    default_backend wsframe
+backend wsframe
+    balance uri path-only
+    hash-type consistent
+    option httpchk GET /health
+    http-check expect status 200
+{servers}
+"""
+
+
+class Haproxy:
+    """A real HAProxy on 127.0.0.1:<free port> in front of ``backends`` (ports)."""
+
+    def __init__(self, backends) -> None:
+        self.binary = require("haproxy")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="wsframe-haproxy-")
+        servers = "\n".join(f"    server ws{i} 127.0.0.1:{p} check inter 300ms fall 1 rise 1"
+                            for i, p in enumerate(backends))
+        self.conf = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.conf, "w") as f:
+            f.write(HAPROXY_CONF.format(port=self.port, servers=servers))
+        self.proc = subprocess.Popen([self.binary, "-db", "-f", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, "haproxy")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -7,7 +7,6 @@ import signal
 import time
 import urllib.request
 
-import pytest
 
 from wsframe.backplane.envelope import encode
 from wsframe.client.blocking import connect
