@@ -128,6 +128,9 @@ def bench(ports: list[int], members: int, rate: float, duration: float, size: in
     return {"deliveries_per_second": report["deliveries_per_second"],
             "delivered": report["deliveries"],
             "expected": report["messages_sent"] * report["members"],
+            "messages_sent": report["messages_sent"], "members": report["members"],
+            "load_cpu_s": report["result"]["cpu_user"] + report["result"]["cpu_system"],
+            "window_s": report["window"], "publisher_elapsed_s": report["publisher"]["elapsed"],
             "p50_ms": report["latency_us"].get("p50", 0) / 1000,
             "p99_ms": report["latency_us"].get("p99", 0) / 1000}
 

@@ -1,0 +1,72 @@
+"use strict";
+// Room members: `--count` socket.io-client connections (WebSocket transport, one
+// connection each: forceNew) spread round-robin over `--urls`, each joining
+// `--room`. Every "m" event's latency is its receive time (process.hrtime,
+// CLOCK_MONOTONIC) minus the send time in the message.
+//
+// Talks to its driver in lines: prints {"open":N,"failed":F} once every
+// connection is open or failed, then {"received":R,"last_ns":T} every 100 ms;
+// on "stop" (stdin) prints the final report and exits.
+const readline = require("readline");
+const { io } = require("socket.io-client");
+const { parseArgs, Histogram } = require("./common");
+
+const args = parseArgs(process.argv.slice(2), { urls: "", count: "100", room: "bench",
+                                                rate: "500", timeout: "60" });
+const urls = args.urls.split(",");
+const count = Number(args.count);
+const hist = new Histogram();
+const sockets = [];
+let open = 0, failed = 0, received = 0, lastNs = 0n, reported = false, finished = false;
+let progress = null;
+
+function onMessage(data) {
+  const now = process.hrtime.bigint();
+  received++;
+  lastNs = now;
+  if (typeof data === "string" && data.length >= 16) {
+    hist.record(Number(now - BigInt("0x" + data.slice(0, 16))));
+  }
+}
+
+function settled() {
+  if (!reported && open + failed >= count) {
+    reported = true;
+    console.log(JSON.stringify({ open, failed }));
+    progress = setInterval(() => console.log(JSON.stringify({ received, last_ns: lastNs.toString() })), 100);
+  }
+}
+
+let started = 0;
+const ramp = setInterval(() => {   // `rate` connects per second, in 10 ms steps
+  const step = Math.max(1, Math.round(Number(args.rate) / 100));
+  for (let i = 0; i < step && started < count; i++, started++) {
+    const socket = io(urls[started % urls.length], {
+      transports: ["websocket"], forceNew: true, reconnection: false,
+      query: { room: args.room }, timeout: 20000,
+    });
+    let done = false;
+    socket.on("connect", () => { if (!done) { done = true; open++; settled(); } });
+    socket.on("connect_error", () => { if (!done) { done = true; failed++; settled(); } });
+    socket.on("m", onMessage);
+    sockets.push(socket);
+  }
+  if (started >= count) clearInterval(ramp);
+}, 10);
+
+function finish() {
+  if (finished) return;
+  finished = true;
+  clearInterval(progress);
+  clearInterval(ramp);
+  console.log(JSON.stringify({ final: true, open, failed, received, count: hist.count,
+                               sum_ns: hist.sumNs, max_ns: hist.maxNs, hist: hist.sparse() }));
+  for (const socket of sockets) socket.close();
+  setTimeout(() => process.exit(0), 200);
+}
+
+readline.createInterface({ input: process.stdin }).on("line", (line) => {
+  if (line.trim() === "stop") finish();
+});
+process.stdin.on("end", finish);
+setTimeout(finish, Number(args.timeout) * 1000).unref();   // bounded even if the driver dies
