@@ -131,6 +131,7 @@ def bench(ports: list[int], members: int, rate: float, duration: float, size: in
             "messages_sent": report["messages_sent"], "members": report["members"],
             "load_cpu_s": report["result"]["cpu_user"] + report["result"]["cpu_system"],
             "window_s": report["window"], "publisher_elapsed_s": report["publisher"]["elapsed"],
+            "failed": report["result"].get("failed", {}),
             "p50_ms": report["latency_us"].get("p50", 0) / 1000,
             "p99_ms": report["latency_us"].get("p99", 0) / 1000}
 

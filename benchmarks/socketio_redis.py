@@ -51,7 +51,8 @@ if str(HERE.parent) not in sys.path:
 
 import redis  # noqa: E402  (redis-py: only to read Redis's counters)
 
-from benchmarks.backplane import ROOM, Processes, bench, free_port, start_redis, start_servers  # noqa: E402
+from benchmarks.backplane import (  # noqa: E402
+    ROOM, Processes, bench, free_port, start_redis, start_servers)
 
 PEER = HERE / "peers" / "socketio"
 # wsload.h's histogram geometry, to turn merged buckets into percentiles
@@ -196,21 +197,24 @@ def load_now() -> list[float]:
 
 # ---- wsframe ------------------------------------------------------------------------------------
 
-def wsframe_run(args, rate: float) -> dict:
-    """One run of backplane.py's "3 servers, --redis" case, with Redis's counters around it."""
+def wsframe_run(args, rate: float, members: int, servers: int = 3, homes: int = 3) -> dict:
+    """One run of backplane.py's "3 servers, --redis" case, with Redis's counters around it.
+
+    ``servers`` are started; the members are split over the first ``homes`` of them.
+    """
     procs = Processes()
     workdir = None
     try:
         port, workdir = start_redis(procs)
         r = redis.Redis(port=port)
-        ports = start_servers(procs, 3, f"redis://127.0.0.1:{port}/0")
+        ports = start_servers(procs, servers, f"redis://127.0.0.1:{port}/0")
         servers = [p.pid for p in procs.procs[1:]]
         load_before, cpu_before = load_now(), [cpu_seconds(p) for p in servers]
         # bench opens the members (and so the servers subscribe) inside the window and
         # closes them before it ends: NUMSUB is the peak sampled during the window
         with Window(r, port, [f"wsframe:room:{ROOM}"]) as window:
             started = time.monotonic()
-            result = bench(ports, args.members, rate, args.duration, args.size)
+            result = bench(ports[:homes], members, rate, args.duration, args.size)
             wall = time.monotonic() - started
         result.update(_common_fields(result["messages_sent"], window.before, window.after,
                                      window.view,
@@ -218,9 +222,17 @@ def wsframe_run(args, rate: float) -> dict:
                                      sum(cpu_seconds(p) for p in servers) - sum(cpu_before), wall))
         return result
     finally:
-        procs.stop_all()
+        stop_redis_last(procs)
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def stop_redis_last(procs: Processes) -> None:
+    """Stop the servers (and load) first, then the redis-server (started first), all by pid."""
+    redis_proc, procs.procs = procs.procs[0], procs.procs[1:]
+    procs.stop_all()
+    procs.procs = [redis_proc]
+    procs.stop_all()
 
 
 def _common_fields(sent, r_before, r_after, pubsub, load_before, server_cpu, wall) -> dict:
@@ -261,7 +273,7 @@ class LineProcess:
             self.cond.notify_all()
 
     def wait_for(self, predicate, timeout: float):
-        """The first line (seen so far or to come) for which ``predicate`` holds; None at EOF/timeout."""
+        """The first line (seen or to come) for which ``predicate`` holds; None at EOF/timeout."""
         deadline = time.monotonic() + timeout
         with self.cond:
             index = 0
@@ -293,39 +305,43 @@ class LineProcess:
             pass
 
 
-def socketio_run(args, adapter: str, rate: float) -> dict:
+def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3,
+                 homes: int = 3) -> dict:
+    """The same case with Socket.IO: ``servers`` started, members split over the first ``homes``."""
     procs = Processes()
     workdir = None
     try:
         port, workdir = start_redis(procs)
         r = redis.Redis(port=port)
         url = f"redis://127.0.0.1:{port}"
-        servers = []
-        for _ in range(3):
+        nodes = []
+        for _ in range(servers):
             sp = free_port()
-            servers.append((sp, LineProcess(procs, ["node", "server.js", "--port", str(sp),
+            nodes.append((sp, LineProcess(procs, ["node", "server.js", "--port", str(sp),
                                                     "--redis", url, "--adapter", adapter])))
-        for sp, server in servers:
+        for sp, server in nodes:
             if server.wait_for(lambda item: item == "ready", 30) is None:
                 raise RuntimeError(f"the Socket.IO server on {sp} did not start")
-        urls = [f"http://127.0.0.1:{sp}" for sp, _ in servers]
+        urls = [f"http://127.0.0.1:{sp}" for sp, _ in nodes]
         k = args.receiver_processes
-        # members split evenly: process i takes every k-th member, connecting round-robin
-        # over the servers from server i % 3 on, so each server gets members/3 in total
-        shares = [args.members // k + (1 if i < args.members % k else 0) for i in range(k)]
+        # members split evenly: process i connects round-robin over the homes from home
+        # i % homes on, so each home gets members/homes in total
+        shares = [members // k + (1 if i < members % k else 0) for i in range(k)]
         receivers = []
         for i, share in enumerate(shares):
-            rotated = urls[i % 3:] + urls[:i % 3]
+            if not share:
+                continue
+            rotated = urls[i % homes:homes] + urls[:i % homes]
             receivers.append(LineProcess(procs, [
                 "node", "receivers.js", "--urls", ",".join(rotated), "--count", str(share),
                 "--room", ROOM, "--rate", str(max(100, 2000 // k)),
                 "--timeout", str(int(args.duration + 240))]))
         opened = [rv.wait_for(lambda item: isinstance(item, dict) and "open" in item, 120)
                   for rv in receivers]
-        members = sum(o["open"] for o in opened if o)
+        members = sum(o["open"] for o in opened if o)   # those that did open
         time.sleep(1.0)   # joins are local to each server; let the last handshakes settle
         load_before = load_now()
-        server_pids = [s.proc.pid for _, s in servers]
+        server_pids = [s.proc.pid for _, s in nodes]
         load_pids = [rv.proc.pid for rv in receivers]
         cpu_before = [cpu_seconds(p) for p in server_pids]
         # the room's channel: a PUBLISH target matched by every server's PSUBSCRIBE (classic)
@@ -379,10 +395,7 @@ def socketio_run(args, adapter: str, rate: float) -> dict:
                                      load_before, server_cpu, wall))
         return result
     finally:
-        redis_proc, procs.procs = procs.procs[0], procs.procs[1:]
-        procs.stop_all()                  # the Node processes first, while Redis is up
-        procs.procs = [redis_proc]
-        procs.stop_all()
+        stop_redis_last(procs)   # the Node servers unsubscribe while Redis is still up
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -407,21 +420,32 @@ def summarize(name: str, rate: float, runs: list[dict]) -> dict:
            "load_range": [min(r["load_before"][0] for r in runs),
                           max(r["load_after"][0] for r in runs)],
            "pubsub": runs[-1]["pubsub"]}
+    # how many Redis clients each PUBLISH/SPUBLISH reaches: channel subscribers (peak in the
+    # window), pattern subscribers, shard-channel subscribers of the room's channel
+    view = row["pubsub"]
+    row["redis_sends_to"] = (sum(v for k, v in view.items() if k.endswith("(peak in the window)"))
+                             + view.get("clients with psub", 0)
+                             + sum(v for k, v in view.items() if k.startswith("shardnumsub")))
     return row
 
 
 def markdown(rows: list[dict]) -> str:
     """The table for RESULTS.md (medians over the runs)."""
-    lines = ["| case | rate | deliveries/s | p50 | p99 | drain after last publish | all delivered "
-             "| servers' CPU per delivery | Redis out / message | Redis in / message "
-             "| load avg (1 min) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+    lines = ["| case | members | rate | deliveries/s | p50 | p99 | drain after last publish "
+             "| all delivered | servers' CPU per delivery | Redis sends each message to "
+             "| Redis out / message | Redis in / message | load avg (1 min) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: "
+             "| --- |"]
     for row in rows:
+        share = 100 * row["delivered_fraction"]
+        all_delivered = "yes" if row["delivered_all"] else f"no (worst run {share:.1f}%)"
         lines.append(
-            f"| {row['case']} | {row['rate']:g}/s | {row['deliveries_per_second']:,.0f} "
+            f"| {row['case']} | {row['members']:,} | {row['rate']:g}/s "
+            f"| {row['deliveries_per_second']:,.0f} "
             f"| {row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms | {row['drain_s']:.1f} s "
-            f"| {'yes' if row['delivered_all'] else 'no, %.1f%%' % (100 * row['delivered_fraction'])} "
-            f"| {row['servers_cpu_us_per_delivery']:.1f} us | {row['redis_out_bytes_per_message']:.0f} B "
+            f"| {all_delivered} "
+            f"| {row['servers_cpu_us_per_delivery']:.1f} us | {row['redis_sends_to']} servers "
+            f"| {row['redis_out_bytes_per_message']:.0f} B "
             f"| {row['redis_in_bytes_per_message']:.0f} B "
             f"| {row['load_range'][0]:.1f}-{row['load_range'][1]:.1f} |")
     return "\n".join(lines)
@@ -442,6 +466,11 @@ def main() -> int:
                         help="also run Socket.IO with createShardedAdapter (dynamic subscriptions)")
     parser.add_argument("--only", choices=("wsframe", "socketio"),
                         help="run one side only (for trying things out; the table needs both)")
+    parser.add_argument("--traffic-servers", type=int, default=10, metavar="N",
+                        help="also run N servers with the room's members all on the first "
+                             "(Redis traffic per message; 0: skip)")
+    parser.add_argument("--traffic-members", type=int, default=100)
+    parser.add_argument("--traffic-rate", type=float, default=100.0)
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     rates = [float(x) for x in args.rates.split(",") if x]
@@ -454,19 +483,27 @@ def main() -> int:
     if not (PEER / "node_modules" / "socket.io").is_dir():
         print(f"error: run `npm ci` in {PEER} first")
         return 2
-    cases = [("wsframe: 3 x serve --redis", lambda rate: wsframe_run(args, rate)),
-             ("Socket.IO: 3 x server, redis-adapter",
-              lambda rate: socketio_run(args, "classic", rate))]
-    if args.sharded:
-        cases.append(("Socket.IO: 3 x server, sharded adapter",
-                      lambda rate: socketio_run(args, "sharded", rate)))
-    if args.only:
-        cases = [c for c in cases if c[0].lower().replace(".", "").startswith(args.only)]
+    def cases(servers: int, homes: int, members: int):
+        where = f"{servers} servers" + (f", members on {homes}" if homes != servers else "")
+        found = [(f"wsframe: serve --redis, {where}",
+                  lambda rate: wsframe_run(args, rate, members, servers, homes)),
+                 (f"Socket.IO: redis-adapter, {where}",
+                  lambda rate: socketio_run(args, "classic", rate, members, servers, homes))]
+        if args.sharded:
+            found.append((f"Socket.IO: sharded adapter, {where}",
+                          lambda rate: socketio_run(args, "sharded", rate, members, servers,
+                                                    homes)))
+        return [c for c in found if not args.only
+                or c[0].lower().replace(".", "").startswith(args.only)]
+
+    plan = [(rate, cases(3, 3, args.members)) for rate in rates]
+    if args.traffic_servers:   # the same with many servers, the room's members on one of them
+        plan.append((args.traffic_rate, cases(args.traffic_servers, 1, args.traffic_members)))
     rows = []
-    for rate in rates:
-        runs: dict[str, list[dict]] = {name: [] for name, _ in cases}
+    for rate, these in plan:
+        runs: dict[str, list[dict]] = {name: [] for name, _ in these}
         for i in range(args.runs):   # alternate the cases, so drift in the load hits all alike
-            for name, run in cases:
+            for name, run in these:
                 runs[name].append(run(rate))
                 last = runs[name][-1]
                 print(f"  {rate:g}/s run {i + 1} {name}: {last['deliveries_per_second']:,.0f}/s "
@@ -474,7 +511,7 @@ def main() -> int:
                       f"delivered {last['delivered']:,}/{last['expected']:,} "
                       f"servers CPU {last['servers_cpu_s']:.1f} s "
                       f"load {last['load_before'][0]}-{last['load_after'][0]}", flush=True)
-        rows += [summarize(name, rate, runs[name]) for name, _ in cases]
+        rows += [summarize(name, rate, runs[name]) for name, _ in these]
     table = markdown(rows)
     print(table)
     versions = json.loads((PEER / "package-lock.json").read_text())["packages"]
