@@ -55,6 +55,7 @@ from benchmarks.backplane import (  # noqa: E402
     ROOM, Processes, bench, free_port, start_redis, start_servers)
 
 PEER = HERE / "peers" / "socketio"
+SETTLE = 3.0   # seconds without a delivery that end the Socket.IO window
 # wsload.h's histogram geometry, to turn merged buckets into percentiles
 LINEAR, SUB_BITS, MIN_EXP, MAX_EXP = 1024, 7, 10, 26
 NBUCKETS = LINEAR + (MAX_EXP - MIN_EXP) * (1 << SUB_BITS) + 1
@@ -195,6 +196,37 @@ def load_now() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)   # idle + iowait
+    total = sum(values[:8])                                     # without guest time
+    return total - idle, total
+
+
+def busy_since(start: tuple[int, int]) -> float:
+    """Percent of all CPUs busy (every process, ours included) since ``start``."""
+    busy, total = cpu_times()
+    return 100.0 * (busy - start[0]) / max(total - start[1], 1)
+
+
+def busy_seconds_since(start: tuple[int, int]) -> float:
+    """CPU seconds used on the whole machine (every process) since ``start``."""
+    return (cpu_times()[0] - start[0]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(limit: float, below: float = 50.0) -> float:
+    """Wait (at most ``limit`` s) for a second in which the machine is under ``below``% busy."""
+    deadline = time.monotonic() + limit
+    while True:
+        start = cpu_times()
+        time.sleep(1.0)
+        busy = busy_since(start)
+        if busy < below or time.monotonic() >= deadline:
+            return busy
+
+
 # ---- wsframe ------------------------------------------------------------------------------------
 
 def wsframe_run(args, rate: float, members: int, servers: int = 3, homes: int = 3) -> dict:
@@ -209,13 +241,18 @@ def wsframe_run(args, rate: float, members: int, servers: int = 3, homes: int = 
         r = redis.Redis(port=port)
         ports = start_servers(procs, servers, f"redis://127.0.0.1:{port}/0")
         servers = [p.pid for p in procs.procs[1:]]
+        quiet = wait_quiet(args.wait_quiet) if args.wait_quiet else None
         load_before, cpu_before = load_now(), [cpu_seconds(p) for p in servers]
+        machine = cpu_times()
         # bench opens the members (and so the servers subscribe) inside the window and
         # closes them before it ends: NUMSUB is the peak sampled during the window
         with Window(r, port, [f"wsframe:room:{ROOM}"]) as window:
             started = time.monotonic()
             result = bench(ports[:homes], members, rate, args.duration, args.size)
             wall = time.monotonic() - started
+            result["machine_busy_percent"] = busy_since(machine)
+            result["machine_cpu_s"] = busy_seconds_since(machine)
+            result["busy_before_percent"] = quiet
         result.update(_common_fields(result["messages_sent"], window.before, window.after,
                                      window.view,
                                      load_before,
@@ -340,10 +377,13 @@ def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3
                   for rv in receivers]
         members = sum(o["open"] for o in opened if o)   # those that did open
         time.sleep(1.0)   # joins are local to each server; let the last handshakes settle
+        quiet = wait_quiet(args.wait_quiet) if args.wait_quiet else None
         load_before = load_now()
+        machine = cpu_times()
         server_pids = [s.proc.pid for _, s in nodes]
         load_pids = [rv.proc.pid for rv in receivers]
         cpu_before = [cpu_seconds(p) for p in server_pids]
+        load_cpu_before = sum(cpu_seconds(p) for p in load_pids)
         # the room's channel: a PUBLISH target matched by every server's PSUBSCRIBE (classic)
         # or SSUBSCRIBE-d by the servers with members (sharded, dynamic)
         with Window(r, port, [f"socket.io#/#{ROOM}#"]) as measured:
@@ -357,18 +397,22 @@ def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3
                                       and "messages_sent" in item, args.duration + 60)
             if first is None or done is None:
                 raise RuntimeError("the Socket.IO publisher did not run")
-            # deliveries go on after the publisher stops: count until they stop (1 s), as
-            # bench does
+            # deliveries go on after the publisher stops: count until every one has come or
+            # none has for SETTLE s (bench waits 1 s; more here, so that a Node process the
+            # loaded machine did not schedule for a second is not cut off)
+            expected = done["messages_sent"] * members
             last_total, last_change = -1, time.monotonic()
-            while (time.monotonic() - last_change < 1.0
+            while (time.monotonic() - last_change < SETTLE and last_total < expected
                    and time.monotonic() - started < args.duration + 120):
                 time.sleep(0.1)
-                total = sum((rv.latest("received") or {}).get("received", 0) for rv in receivers)
+                total = sum((rv.latest("last_ns") or {}).get("received", 0) for rv in receivers)
                 if total != last_total:
                     last_total, last_change = total, time.monotonic()
             wall = time.monotonic() - started
+            machine_busy, machine_cpu = busy_since(machine), busy_seconds_since(machine)
         server_cpu = sum(cpu_seconds(p) for p in server_pids) - sum(cpu_before)
         load_cpu = sum(cpu_seconds(p) for p in load_pids)   # whole life, as bench's fleet reports
+        load_cpu_window = load_cpu - load_cpu_before
         for rv in receivers:
             rv.send("stop")
         finals = [rv.wait_for(lambda item: isinstance(item, dict) and item.get("final"), 30)
@@ -382,7 +426,7 @@ def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3
         count = sum(f["count"] for f in finals)
         max_us = max(f["max_ns"] for f in finals) / 1000
         delivered = sum(f["received"] for f in finals)
-        last_ns = max((int((rv.latest("received") or {}).get("last_ns", 0)) for rv in receivers))
+        last_ns = max(int(f["last_ns"]) for f in finals)
         window = max((last_ns - int(first["start_ns"])) / 1e9, done["elapsed"])
         sent = done["messages_sent"]
         result = {"deliveries_per_second": delivered / max(window, 1e-9), "delivered": delivered,
@@ -390,7 +434,9 @@ def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3
                   "p50_ms": percentile(hist, count, max_us, 0.50) / 1000,
                   "p99_ms": percentile(hist, count, max_us, 0.99) / 1000,
                   "max_ms": max_us / 1000, "load_cpu_s": load_cpu,
-                  "publisher_elapsed_s": done["elapsed"]}
+                  "publisher_elapsed_s": done["elapsed"], "machine_busy_percent": machine_busy,
+                  "machine_cpu_s": machine_cpu, "load_cpu_window_s": load_cpu_window,
+                  "busy_before_percent": quiet}
         result.update(_common_fields(sent, measured.before, measured.after, measured.view,
                                      load_before, server_cpu, wall))
         return result
@@ -404,13 +450,17 @@ def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3
 
 KEYS = ("deliveries_per_second", "p50_ms", "p99_ms", "drain_s", "redis_out_bytes_per_message",
         "redis_in_bytes_per_message", "servers_cpu_us_per_delivery", "servers_cpu_s",
-        "redis_cpu_s", "load_cpu_s")
+        "redis_cpu_s", "load_cpu_s", "machine_busy_percent", "others_cores")
 
 
 def summarize(name: str, rate: float, runs: list[dict]) -> dict:
     """The median of each number over the runs, and whether every run delivered everything."""
     for r in runs:
         r["drain_s"] = max(0.0, r["window_s"] - r["publisher_elapsed_s"])
+        # what other work on the machine used meanwhile, in cores: everything busy less this
+        # run's servers, Redis and load (the publisher and the driver not counted: an overestimate)
+        ours = r["servers_cpu_s"] + r["redis_cpu_s"] + r.get("load_cpu_window_s", r["load_cpu_s"])
+        r["others_cores"] = max(0.0, r["machine_cpu_s"] - ours) / max(r["wall_s"], 1e-9)
         r["servers_cpu_us_per_delivery"] = 1e6 * r["servers_cpu_s"] / max(r["delivered"], 1)
     row = {"case": name, "rate": rate, "runs": runs,
            **{key: statistics.median(r[key] for r in runs) for key in KEYS},
@@ -433,9 +483,10 @@ def markdown(rows: list[dict]) -> str:
     """The table for RESULTS.md (medians over the runs)."""
     lines = ["| case | members | rate | deliveries/s | p50 | p99 | drain after last publish "
              "| all delivered | servers' CPU per delivery | Redis sends each message to "
-             "| Redis out / message | Redis in / message | load avg (1 min) |",
+             "| Redis out / message | Redis in / message | machine busy (other work) "
+             "| load avg (1 min) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: "
-             "| --- |"]
+             "| ---: | --- |"]
     for row in rows:
         share = 100 * row["delivered_fraction"]
         all_delivered = "yes" if row["delivered_all"] else f"no (worst run {share:.1f}%)"
@@ -446,7 +497,8 @@ def markdown(rows: list[dict]) -> str:
             f"| {all_delivered} "
             f"| {row['servers_cpu_us_per_delivery']:.1f} us | {row['redis_sends_to']} servers "
             f"| {row['redis_out_bytes_per_message']:.0f} B "
-            f"| {row['redis_in_bytes_per_message']:.0f} B "
+            f"| {row['redis_in_bytes_per_message']:.0f} B | {row['machine_busy_percent']:.0f}% "
+            f"({row['others_cores']:.1f} cores) "
             f"| {row['load_range'][0]:.1f}-{row['load_range'][1]:.1f} |")
     return "\n".join(lines)
 
@@ -471,6 +523,9 @@ def main() -> int:
                              "(Redis traffic per message; 0: skip)")
     parser.add_argument("--traffic-members", type=int, default=100)
     parser.add_argument("--traffic-rate", type=float, default=100.0)
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                        help="before each run, wait up to S s for a second with the machine "
+                             "under 50%% busy (other work may share it)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     rates = [float(x) for x in args.rates.split(",") if x]

@@ -59,7 +59,8 @@ function finish() {
   finished = true;
   clearInterval(progress);
   clearInterval(ramp);
-  console.log(JSON.stringify({ final: true, open, failed, received, count: hist.count,
+  console.log(JSON.stringify({ final: true, open, failed, received, last_ns: lastNs.toString(),
+                               count: hist.count,
                                sum_ns: hist.sumNs, max_ns: hist.maxNs, hist: hist.sparse() }));
   for (const socket of sockets) socket.close();
   setTimeout(() => process.exit(0), 200);
