@@ -394,7 +394,7 @@ def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3
             first = publisher.wait_for(lambda item: isinstance(item, dict) and "start_ns" in item,
                                        30)
             done = publisher.wait_for(lambda item: isinstance(item, dict)
-                                      and "messages_sent" in item, args.duration + 60)
+                                      and "messages_sent" in item, args.duration + 90)
             if first is None or done is None:
                 raise RuntimeError("the Socket.IO publisher did not run")
             # deliveries go on after the publisher stops: count until every one has come or

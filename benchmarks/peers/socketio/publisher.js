@@ -2,7 +2,8 @@
 // One publisher: a socket.io-client connection to `--url` with ?publish=ROOM,
 // emitting "pub" events of `--size` bytes at `--rate` per second for
 // `--duration` seconds (paced on the elapsed time, so a late timer catches up).
-// Prints {"messages_sent":N,"elapsed":S} and exits.
+// Prints {"start_ns":T} at its first message; at the end, once server 1 has handled
+// every message (a "flush" event's ack), {"messages_sent":N,"elapsed":S,"flushed":true}.
 const { io } = require("socket.io-client");
 const { parseArgs, makeMessage } = require("./common");
 
@@ -25,9 +26,14 @@ socket.on("connect", () => {
     if (sent >= Math.floor(duration * rate)) {
       clearInterval(tick);
       const took = Number(process.hrtime.bigint() - start) / 1e9;
-      console.log(JSON.stringify({ messages_sent: sent, elapsed: took }));
-      setTimeout(() => { socket.close(); process.exit(0); }, 500);
+      // the emits may still sit in the client's buffers: exit only once the server has
+      // handled all of them (it answers "flush" after the "pub" events before it)
+      socket.timeout(60000).emit("flush", (err) => {
+        console.log(JSON.stringify({ messages_sent: sent, elapsed: took, flushed: !err }));
+        socket.close();
+        process.exit(err ? 3 : 0);
+      });
     }
   }, 1);
 });
-setTimeout(() => process.exit(2), (duration + 60) * 1000).unref();
+setTimeout(() => process.exit(2), (duration + 90) * 1000).unref();

@@ -6,7 +6,8 @@
 //
 // A client that connects with ?room=NAME joins room NAME; one that connects
 // with ?publish=NAME may emit "pub" events, each of which becomes
-// io.to(NAME).emit("m", data): delivered to the room's members on every server.
+// io.to(NAME).emit("m", data): delivered to the room's members on every server;
+// a "flush" event with an ack is answered once the "pub" events before it are handled.
 // WebSocket transport only, no compression. Prints "ready" once it listens and
 // both Redis connections are up; stops on SIGTERM.
 const { Server } = require("socket.io");
@@ -39,6 +40,8 @@ async function main() {
     if (typeof room === "string" && room) socket.join(room);
     if (typeof publish === "string" && publish) {
       socket.on("pub", (data) => io.to(publish).emit("m", data));
+      // answered after every earlier "pub" of this socket was handled (events run in order)
+      socket.on("flush", (ack) => { if (typeof ack === "function") ack(); });
     }
   });
   io.listen(Number(args.port));
