@@ -344,22 +344,36 @@ class LineProcess:
 
 def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3,
                  homes: int = 3) -> dict:
-    """The same case with Socket.IO: ``servers`` started, members split over the first ``homes``."""
+    """The same case with Socket.IO: ``servers`` started, members split over the first ``homes``.
+
+    ``adapter`` "classic" or "sharded" (Socket.IO servers); "wsframe": ``wsframe serve
+    --redis`` servers with the same Node load, plain ``ws`` clients on room URLs.
+    """
     procs = Processes()
     workdir = None
     try:
         port, workdir = start_redis(procs)
         r = redis.Redis(port=port)
         url = f"redis://127.0.0.1:{port}"
-        nodes = []
-        for _ in range(servers):
-            sp = free_port()
-            nodes.append((sp, LineProcess(procs, ["node", "server.js", "--port", str(sp),
-                                                    "--redis", url, "--adapter", adapter])))
-        for sp, server in nodes:
-            if server.wait_for(lambda item: item == "ready", 30) is None:
-                raise RuntimeError(f"the Socket.IO server on {sp} did not start")
-        urls = [f"http://127.0.0.1:{sp}" for sp, _ in nodes]
+        if adapter == "wsframe":
+            ports = start_servers(procs, servers, url + "/0")
+            server_pids = [p.pid for p in procs.procs[1:]]
+            urls = [f"ws://127.0.0.1:{p}/room/{ROOM}" for p in ports]
+            client, channel = "ws", f"wsframe:room:{ROOM}"
+        else:
+            nodes = []
+            for _ in range(servers):
+                sp = free_port()
+                nodes.append((sp, LineProcess(procs, ["node", "server.js", "--port", str(sp),
+                                                      "--redis", url, "--adapter", adapter])))
+            for sp, server in nodes:
+                if server.wait_for(lambda item: item == "ready", 30) is None:
+                    raise RuntimeError(f"the Socket.IO server on {sp} did not start")
+            server_pids = [s.proc.pid for _, s in nodes]
+            urls = [f"http://127.0.0.1:{sp}" for sp, _ in nodes]
+            # the room's channel: a PUBLISH target matched by every server's PSUBSCRIBE
+            # (classic) or SSUBSCRIBE-d by the servers with members (sharded, dynamic)
+            client, channel = "socketio", f"socket.io#/#{ROOM}#"
         k = args.receiver_processes
         # members split evenly: process i connects round-robin over the homes from home
         # i % homes on, so each home gets members/homes in total
@@ -371,7 +385,7 @@ def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3
             rotated = urls[i % homes:homes] + urls[:i % homes]
             receivers.append(LineProcess(procs, [
                 "node", "receivers.js", "--urls", ",".join(rotated), "--count", str(share),
-                "--room", ROOM, "--rate", str(max(100, 2000 // k)),
+                "--room", ROOM, "--rate", str(max(100, 2000 // k)), "--client", client,
                 "--timeout", str(int(args.duration + 240))]))
         opened = [rv.wait_for(lambda item: isinstance(item, dict) and "open" in item, 120)
                   for rv in receivers]
@@ -380,17 +394,15 @@ def socketio_run(args, adapter: str, rate: float, members: int, servers: int = 3
         quiet = wait_quiet(args.wait_quiet) if args.wait_quiet else None
         load_before = load_now()
         machine = cpu_times()
-        server_pids = [s.proc.pid for _, s in nodes]
         load_pids = [rv.proc.pid for rv in receivers]
         cpu_before = [cpu_seconds(p) for p in server_pids]
         load_cpu_before = sum(cpu_seconds(p) for p in load_pids)
-        # the room's channel: a PUBLISH target matched by every server's PSUBSCRIBE (classic)
-        # or SSUBSCRIBE-d by the servers with members (sharded, dynamic)
-        with Window(r, port, [f"socket.io#/#{ROOM}#"]) as measured:
+        with Window(r, port, [channel]) as measured:
             started = time.monotonic()
             publisher = LineProcess(procs, ["node", "publisher.js", "--url", urls[0], "--room",
                                             ROOM, "--rate", str(rate), "--duration",
-                                            str(args.duration), "--size", str(args.size)])
+                                            str(args.duration), "--size", str(args.size),
+                                            "--client", client])
             first = publisher.wait_for(lambda item: isinstance(item, dict) and "start_ns" in item,
                                        30)
             done = publisher.wait_for(lambda item: isinstance(item, dict)
@@ -516,6 +528,9 @@ def main() -> int:
                         help="Node processes for the Socket.IO room's members")
     parser.add_argument("--sharded", action="store_true",
                         help="also run Socket.IO with createShardedAdapter (dynamic subscriptions)")
+    parser.add_argument("--node-ws", action="store_true",
+                        help="also run wsframe with the Socket.IO case's Node load (members and "
+                             "publisher as plain ws clients), to tell servers from load apart")
     parser.add_argument("--only", choices=("wsframe", "socketio"),
                         help="run one side only (for trying things out; the table needs both)")
     parser.add_argument("--traffic-servers", type=int, default=10, metavar="N",
@@ -547,6 +562,10 @@ def main() -> int:
         if args.sharded:
             found.append((f"Socket.IO: sharded adapter, {where}",
                           lambda rate: socketio_run(args, "sharded", rate, members, servers,
+                                                    homes)))
+        if args.node_ws:
+            found.append((f"wsframe: serve --redis, Node ws members, {where}",
+                          lambda rate: socketio_run(args, "wsframe", rate, members, servers,
                                                     homes)))
         return [c for c in found if not args.only
                 or c[0].lower().replace(".", "").startswith(args.only)]

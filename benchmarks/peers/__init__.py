@@ -13,6 +13,11 @@ Each module is a script, ``python benchmarks/peers/<name>.py --port P [--host H]
 ``bare_selectors`` is the memory floor instead: it answers the handshake and
 then only holds the sockets. All of them run on the default asyncio loop.
 
+``socketio/`` is no Python module: Socket.IO servers sharing a Redis through
+``@socket.io/redis-adapter``, with socket.io-client members and publisher, in
+Node, for ``benchmarks/socketio_redis.py`` (``npm ci`` there installs the
+versions in its ``package-lock.json``).
+
 This module holds what they share and imports nothing outside the stdlib.
 """
 from __future__ import annotations
