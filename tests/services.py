@@ -99,3 +99,96 @@ def redis_server():
         yield server
     finally:
         server.close()
+
+
+class RedisCluster:
+    """A Redis Cluster of ``size`` primaries (no replicas) on loopback, nothing on disk
+    but each node's ``nodes.conf`` (kept, so a node restarted on its port keeps its
+    slots). Stopped by pid. The cluster bus gets a free port of its own
+    (``--cluster-port``), not port + 10000, which may be taken or past 65535."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.cli_binary = require("redis-cli")
+        self.dir = tempfile.mkdtemp(prefix="wsframe-redis-cluster-")
+        self.nodes: list[RedisServer] = []
+        try:
+            for _ in range(size):
+                port = free_port()
+                self.nodes.append(RedisServer(
+                    port, "--cluster-enabled", "yes",
+                    "--cluster-config-file", os.path.join(self.dir, f"nodes-{port}.conf"),
+                    "--cluster-port", str(free_port()), "--cluster-node-timeout", "5000"))
+            out = subprocess.run(
+                [self.cli_binary, "--cluster", "create",
+                 *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                 "--cluster-replicas", "0", "--cluster-yes"],
+                capture_output=True, timeout=30)
+            if out.returncode != 0:
+                raise RuntimeError(f"redis-cli --cluster create: {out.stdout[-500:]!r} "
+                                   f"{out.stderr[-500:]!r}")
+            self.wait_ok()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def url(self) -> str:
+        """The URL wsframe takes for it: every node a seed."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every node says ``cluster_state:ok`` and knows every node."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                infos = [node.cli("CLUSTER", "INFO") for node in self.nodes]
+            except subprocess.SubprocessError:
+                infos = []
+            if infos and all("cluster_state:ok" in info and
+                             f"cluster_known_nodes:{len(self.nodes)}" in info for info in infos):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the cluster did not reach cluster_state:ok in {timeout:g} s")
+
+    def node_of(self, key: str) -> RedisServer:
+        """The node that serves ``key``'s slot now."""
+        slot = int(self.nodes[0].cli("CLUSTER", "KEYSLOT", key))
+        for node in self.nodes:
+            if self.owns(node, slot):
+                return node
+        raise LookupError(f"no node serves slot {slot}")
+
+    def owns(self, node: RedisServer, slot: int) -> bool:
+        lines = node.cli("CLUSTER", "NODES").splitlines()
+        mine = next(line for line in lines if "myself" in line).split()
+        for part in mine[8:]:
+            start, _, end = part.partition("-")
+            if start.isdigit() and int(start) <= slot <= int(end or start):
+                return True
+        return False
+
+    def node_id(self, node: RedisServer) -> str:
+        return node.cli("CLUSTER", "MYID")
+
+    def move_slot(self, slot: int, source: RedisServer, target: RedisServer) -> None:
+        """Move an empty ``slot`` as ``redis-cli --cluster reshard`` would (IMPORTING,
+        MIGRATING, then SETSLOT NODE on the target, the source, and the others)."""
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        target.cli("CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+        source.cli("CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+        for node in [target, source, *(n for n in self.nodes if n not in (source, target))]:
+            node.cli("CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_cluster():
+    cluster = RedisCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
