@@ -145,6 +145,7 @@ class RedisClusterBackplane(RoomChannels):
         self._reading = False          # a CLUSTER SHARDS is on its way
         self._read_again = False
         self._timer: Optional[TimerHandle] = None
+        self._polling = False          # the timer reads the map again for a node not ready
         self._retry = 0                # consecutive troubles: the next map read waits longer
         self._seq = 0
         self._inflight: dict[int, int] = {}           # slot -> SPUBLISH not yet answered
@@ -255,6 +256,9 @@ class RedisClusterBackplane(RoomChannels):
         node.subscribed.clear()  # a new connection has no subscriptions
         if not self.mapped or self._read_again:
             self._read_map()
+        elif self._polling and self.ready and None not in self.slots:
+            self._polling = False   # the map was read waiting for this node: no need now
+            self._cancel_timer()
         if self.mapped:
             self._schedule_sync()
             self._flush_held()
@@ -268,6 +272,7 @@ class RedisClusterBackplane(RoomChannels):
     def _read_map(self) -> None:
         """Ask a connected node for the slot map (one question at a time)."""
         self._cancel_timer()
+        self._polling = False
         if self.state != "started":
             return
         if self._reading:
@@ -323,6 +328,7 @@ class RedisClusterBackplane(RoomChannels):
             self._read_map()
         elif not self.ready or None in slots:
             self._read_map_later()   # a node down, or slots nobody serves: look again soon
+            self._polling = True
         elif not self.wanted:
             self._retry = 0   # (with rooms, an SSUBSCRIBE confirmed resets it)
 
