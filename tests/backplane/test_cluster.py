@@ -326,3 +326,130 @@ def test_a_paused_node_does_not_block_the_loop(cluster):
         assert wait_for(lambda: server.backplane.ready, 15)
         assert wait_for(lambda: shardnumsub(node, room) == 1, 15)
         ws.close()
+
+
+# ---- what a real cluster does not send for shard channels: -ASK (Redis serves them from
+# the old owner until a migration ends), and MOVED with an empty host ---------------------
+
+class FakeNode:
+    """Just enough of a cluster node, in a thread: HELLO, PING, CLUSTER SHARDS (two
+    shards, from ``state``), ASKING, and SPUBLISH answered by ``answer(node, channel)``."""
+
+    def __init__(self, state, answer):
+        import hiredis
+        import socket
+        import threading
+        self.hiredis, self.state, self.answer = hiredis, state, answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.seen = []   # (command, ...) in arrival order, per connection order
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import threading
+        self.listener.settimeout(0.2)
+        while not self.stopping:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.talk, args=(sock,), daemon=True).start()
+
+    def talk(self, sock):
+        reader = self.hiredis.Reader()
+        sock.settimeout(0.2)
+        with sock:
+            while not self.stopping:
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                reader.feed(data)
+                while (command := reader.gets()) is not False:
+                    sock.sendall(self.reply([part.upper() if i == 0 else part
+                                             for i, part in enumerate(command)]))
+
+    def reply(self, command):
+        self.seen.append(tuple(command))
+        name = command[0]
+        if name == b"HELLO":
+            return encode_resp({b"server": b"fake", b"version": b"7.0.0", b"mode": b"cluster"})
+        if name == b"PING":
+            return b"+PONG\r\n"
+        if name == b"ASKING":
+            return b"+OK\r\n"
+        if name == b"CLUSTER" and command[1].upper() == b"SHARDS":
+            return encode_resp([{b"slots": [first, last], b"nodes": [{
+                b"id": b"n%d" % port, b"port": port, b"ip": b"127.0.0.1", b"endpoint": b"",
+                b"role": b"master", b"health": b"online"}]}
+                for first, last, port in self.state["shards"]])
+        if name == b"SPUBLISH":
+            return self.answer(self, command[1])
+        return b"-ERR unknown command\r\n"
+
+    def close(self):
+        self.stopping = True
+        self.listener.close()
+        self.thread.join(5)
+
+
+def encode_resp(value):
+    if isinstance(value, bytes):
+        return b"$%d\r\n%s\r\n" % (len(value), value)
+    if isinstance(value, int):
+        return b":%d\r\n" % value
+    if isinstance(value, dict):
+        return b"%%%d\r\n" % len(value) + b"".join(encode_resp(k) + encode_resp(v)
+                                                    for k, v in value.items())
+    return b"*%d\r\n" % len(value) + b"".join(encode_resp(v) for v in value)
+
+
+def test_ask_and_moved_with_an_empty_host_are_followed():
+    ask_room = next(f"ask:{i}" for i in range(1000)
+                    if key_slot(f"wsframe:room:ask:{i}".encode()) < 8192)
+    move_room = next(f"move:{i}" for i in range(1000)
+                     if key_slot(f"wsframe:room:move:{i}".encode()) < 8192)
+    move_slot = key_slot(f"wsframe:room:{move_room}".encode())
+    state = {}
+
+    def answer(node, channel):
+        if node is a and channel.endswith(ask_room.encode()):
+            return b"-ASK %d :%d\r\n" % (key_slot(channel), b.port)   # this once; map unchanged
+        if node is a and channel.endswith(move_room.encode()):
+            state["shards"] = [(0, move_slot - 1, a.port), (move_slot, move_slot, b.port),
+                               (move_slot + 1, 8191, a.port), (8192, 16383, b.port)]
+            return b"-MOVED %d :%d\r\n" % (move_slot, b.port)   # the slot went to b
+        return b":1\r\n"
+
+    a = FakeNode(state, answer)
+    b = FakeNode(state, answer)
+    state["shards"] = [(0, 8191, a.port), (8192, 16383, b.port)]
+    try:
+        with running_server(backplane=f"redis+cluster://127.0.0.1:{a.port}") as (server, _):
+            backplane = server.backplane
+            assert wait_for(lambda: backplane.stats()["state"] == "ready", 10)
+            assert call_in_loop(server, backplane.publish, ask_room, b"x", True)
+            assert wait_for(lambda: any(c[0] == b"SPUBLISH" for c in b.seen), 5)
+            at_b = [c[0] for c in b.seen if c[0] in (b"ASKING", b"SPUBLISH")]
+            assert at_b == [b"ASKING", b"SPUBLISH"]
+            assert backplane.counts["asked"] == 1
+            assert backplane.node_for(ask_room).port == a.port   # ASK: the map stays
+
+            # in one turn: all five are on their way to a when its first MOVED comes back
+            assert call_in_loop(server, lambda: [backplane.publish(move_room, b"m%d" % i, True)
+                                                 for i in range(5)]) == [True] * 5
+            assert wait_for(lambda: sum(c[0] == b"SPUBLISH" for c in b.seen) == 6, 5)
+            assert [c[2][-2:] for c in b.seen if c[0] == b"SPUBLISH"][1:] == [
+                b"m0", b"m1", b"m2", b"m3", b"m4"]   # sent again in their order
+            assert backplane.counts["moved"] == 5
+            assert backplane.node_for(move_room).port == b.port
+            assert backplane.counts["publish_failed"] == 0
+    finally:
+        a.close()
+        b.close()

@@ -41,6 +41,7 @@ subscribed while this process has members there, the origin envelope).
 from __future__ import annotations
 
 import logging
+from binascii import crc_hqx
 from typing import Optional, Union
 
 from wsframe.backplane.address import RedisAddress, parse_cluster_url
@@ -60,25 +61,10 @@ HELD_FOR = 5.0         # seconds a held publish waits for its new node before it
 RETRY_MAX = 5.0        # seconds, the longest wait before the map is read again after trouble
 
 
-def _crc16_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_TABLE = _crc16_table()
-
-
 def crc16(data: bytes) -> int:
-    """CRC16/XMODEM (polynomial 0x1021, initial 0), the Redis Cluster key hash."""
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[(crc >> 8) ^ byte]
-    return crc
+    """CRC16/XMODEM (polynomial 0x1021, initial 0), the Redis Cluster key hash: the
+    standard library's CRC-CCITT in C (``binascii.crc_hqx``) with an initial 0."""
+    return crc_hqx(data, 0)
 
 
 def key_slot(key: bytes) -> int:
