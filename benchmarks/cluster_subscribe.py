@@ -10,7 +10,7 @@ cluster bus carries per message.
    and a standalone Redis (``SUBSCRIBE``, 512 a command) for reference. Reported:
    commands sent, the time until every node has answered the batch (its closing
    ``PING``), and the Redis-side time from ``INFO commandstats``, summed over the
-   nodes. Median of ``--runs``.
+   nodes. Median of ``--runs`` (the four cases take turns in each run).
 2. ``--messages`` broadcasts from one server to a member on another, through the
    cluster with sharded pub/sub and with plain pub/sub: pub/sub messages the nodes
    sent over the cluster bus (``CLUSTER INFO``), summed over the nodes.
@@ -182,8 +182,11 @@ def main() -> int:
         ]
         print(f"| case | commands | until all answered (ms) | Redis time (ms) |")
         print("|---|---:|---:|---:|")
-        for label, url, nodes, names, command, batch in cases:
-            runs = [subscribe_once(url, nodes, names, command, batch) for _ in range(args.runs)]
+        results = {case[0]: [] for case in cases}
+        for _ in range(args.runs):   # the cases interleaved, so that load elsewhere hits all
+            for label, url, nodes, names, command, batch in cases:
+                results[label].append(subscribe_once(url, nodes, names, command, batch))
+        for label, runs in results.items():
             print(f"| {label} | {runs[0]['commands']:,} | "
                   f"{statistics.median(r['ms'] for r in runs):.1f} | "
                   f"{statistics.median(r['redis_ms'] for r in runs):.1f} |", flush=True)
