@@ -231,6 +231,26 @@ def test_a_rooms_traffic_stays_on_its_shard(cluster):
             watcher.close()
 
 
+def test_subscriptions_follow_membership(cluster):
+    room = rooms_on_each_node(cluster, "member")[2]
+    node = cluster.node_of(f"wsframe:room:{room}")
+    with servers(cluster.url, 1) as [(server, port)]:
+        first = connect(f"ws://127.0.0.1:{port}/room/{room}")
+        second = connect(f"ws://127.0.0.1:{port}/room/{room}")
+        assert wait_for(lambda: shardnumsub(node, room) == 1, 10)
+        first.close()
+        assert wait_for(lambda: len(server.rooms.get(room) or ()) == 1, 5)
+        assert shardnumsub(node, room) == 1   # one member is left
+        second.close()
+        assert wait_for(lambda: shardnumsub(node, room) == 0, 10)
+        assert server.backplane.counts["unsubscribe_commands"] == 1
+        again = connect(f"ws://127.0.0.1:{port}/room/{room}")
+        assert wait_for(lambda: shardnumsub(node, room) == 1, 10)
+        assert server.backplane.counts["subscribe_commands"] == 2
+        assert server.backplane.counts["refused"] == 0
+        again.close()
+
+
 def test_many_rooms_subscribe_one_command_per_slot(cluster):
     with servers(cluster.url, 1) as [(server, _)]:
         names = [f"truck:{i}" for i in range(300)] + [f"{{fleet}}:truck:{i}" for i in range(600)]

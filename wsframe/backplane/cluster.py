@@ -137,7 +137,10 @@ class RedisClusterBackplane(RoomChannels):
         self._inflight: dict[int, int] = {}           # slot -> SPUBLISH not yet answered
         self._held: dict[int, list[_Publish]] = {}    # slot -> publishes waiting (MOVED)
         self._held_count = 0
-        self._slot_cache: dict[bytes, int] = {}       # wanted channels' slots
+        self._slot_cache: dict[bytes, int] = {}       # wanted or subscribed channels' slots
+        self._at: dict[bytes, _Node] = {}             # channel -> the node it is subscribed on
+        self._dirty: set[bytes] = set()               # channels to look at in the next sync
+        self._full = False                            # the next sync looks at every channel
 
     # ---- what rooms call (bind, want, unwant: RoomChannels) -------------------------
 
@@ -157,11 +160,7 @@ class RedisClusterBackplane(RoomChannels):
     def slot(self, channel: bytes) -> int:
         """``channel``'s hash slot."""
         slot = self._slot_cache.get(channel)
-        if slot is None:
-            slot = key_slot(channel)
-            if channel in self.wanted:
-                self._slot_cache[channel] = slot
-        return slot
+        return key_slot(channel) if slot is None else slot
 
     def node_for(self, room: str) -> Optional[RedisAddress]:
         """The primary that serves ``room``'s channel now, as far as this process knows."""
@@ -210,10 +209,11 @@ class RedisClusterBackplane(RoomChannels):
                 "slots_covered": covered, "prefix": self.prefix, "origin": self.origin,
                 "rooms": len(self.wanted), "held": self._held_count, **self.counts}
 
-    def unwant(self, room: str) -> None:
-        """No member of ``room`` here any more: unsubscribe (at the end of the turn)."""
-        super().unwant(room)
-        self._slot_cache.pop(self.channel(room), None)
+    def _changed(self, channel: bytes) -> None:
+        if channel not in self._slot_cache:
+            self._slot_cache[channel] = key_slot(channel)
+        self._dirty.add(channel)
+        self._schedule_sync()
 
     # ---- nodes ------------------------------------------------------------------------
 
@@ -238,19 +238,29 @@ class RedisClusterBackplane(RoomChannels):
     def _owners(self) -> list[_Node]:
         return list({id(n): n for n in self.slots if n is not None}.values())
 
+    def _forget(self, node: _Node) -> None:
+        """``node``'s connection is new or gone: nothing is subscribed there."""
+        at = self._at
+        for channel in node.subscribed:
+            if at.get(channel) is node:
+                del at[channel]
+                self._dirty.add(channel)
+        node.subscribed.clear()
+
     def _on_ready(self, node: _Node) -> None:
-        node.subscribed.clear()  # a new connection has no subscriptions
+        self._forget(node)   # a new connection has no subscriptions
         if not self.mapped or self._read_again:
             self._read_map()
         elif self._polling and self.ready and None not in self.slots:
             self._polling = False   # the map was read waiting for this node: no need now
             self._cancel_timer()
         if self.mapped:
+            self._full = True   # the rooms of this node's slots, which were skipped
             self._schedule_sync()
             self._flush_held()
 
     def _on_lost(self, node: _Node, why: str) -> None:
-        node.subscribed.clear()   # its client reconnects by itself, then _on_ready
+        self._forget(node)        # its client reconnects by itself, then _on_ready
         self._read_map_later()    # a failover may have put its slots elsewhere
 
     # ---- the slot map -----------------------------------------------------------------
@@ -304,10 +314,12 @@ class RedisClusterBackplane(RoomChannels):
         owners = self._owners()
         for key, node in list(self.nodes.items()):   # replicas, old seeds, removed nodes
             if node not in owners:
+                self._forget(node)
                 node.client.close()
                 del self.nodes[key]
         log.debug("backplane: slot map of %d primaries, %d of %d slots served",
                   len(owners), sum(n is not None for n in slots), SLOTS)
+        self._full = True
         self._sync()
         self._flush_held()
         if self._read_again:
@@ -333,27 +345,38 @@ class RedisClusterBackplane(RoomChannels):
     # ---- subscriptions ----------------------------------------------------------------
 
     def _sync(self) -> None:
-        """Bring each node's subscriptions to the wanted rooms whose slots it owns:
-        one SSUBSCRIBE / SUNSUBSCRIBE per slot, one write per node."""
+        """Bring each node's subscriptions to the wanted rooms whose slots it owns: one
+        SSUBSCRIBE / SUNSUBSCRIBE per slot, one write per node. Looks at the channels
+        that changed since the last sync, or at all of them after the map changed or
+        a node (re)connected."""
         self._sync_due = False
         if not self.mapped:
             self.start()
             return   # the map's arrival syncs
+        if self._full:
+            self._full = False
+            self._dirty.clear()
+            candidates = self.wanted | self._at.keys()
+        else:
+            candidates, self._dirty = self._dirty, set()
         add: dict[_Node, dict[int, list[bytes]]] = {}
-        for channel in self.wanted:
-            slot = self.slot(channel)
-            node = self.slots[slot]
-            if node is not None and channel not in node.subscribed:
-                add.setdefault(node, {}).setdefault(slot, []).append(channel)
         drop: dict[_Node, dict[int, list[bytes]]] = {}
-        for node in self.nodes.values():
-            for channel in node.subscribed:
-                slot = self.slot(channel)
-                if channel not in self.wanted or self.slots[slot] is not node:
-                    drop.setdefault(node, {}).setdefault(slot, []).append(channel)
+        wanted, slots, at = self.wanted, self.slots, self._at
+        for channel in candidates:
+            slot = self.slot(channel)
+            where = at.get(channel)
+            owner = slots[slot] if channel in wanted else None
+            if where is owner:
+                if owner is None:
+                    self._slot_cache.pop(channel, None)   # neither wanted nor subscribed
+                continue
+            if where is not None:
+                drop.setdefault(where, {}).setdefault(slot, []).append(channel)
+            if owner is not None:
+                add.setdefault(owner, {}).setdefault(slot, []).append(channel)
         for node in set(add) | set(drop):
             if not node.client.ready:
-                continue   # its _on_ready syncs again
+                continue   # its _on_ready syncs everything again
             commands, added, dropped = [], [], []
             for kind, plan, done in ((b"SSUBSCRIBE", add, added),
                                      (b"SUNSUBSCRIBE", drop, dropped)):
@@ -362,13 +385,21 @@ class RedisClusterBackplane(RoomChannels):
                     for i in range(0, len(channels), BATCH):
                         commands.append((kind, *channels[i:i + BATCH]))
                     done.extend(channels)
-            if node.client.push_batch(commands, lambda error, node=node, added=added:
-                                      self._refused(node, added, error)):
-                node.subscribed.update(added)
-                node.subscribed.difference_update(dropped)
-                self.counts["subscribe_commands"] += sum(c[0] == b"SSUBSCRIBE" for c in commands)
-                self.counts["unsubscribe_commands"] += sum(c[0] != b"SSUBSCRIBE"
-                                                           for c in commands)
+            if not node.client.push_batch(commands, lambda error, node=node, added=added:
+                                          self._refused(node, added, error)):
+                self._dirty.update(added, dropped)   # not sent: next time
+                continue
+            for channel in dropped:
+                if at.get(channel) is node:
+                    del at[channel]
+                node.subscribed.discard(channel)
+                if channel not in wanted:
+                    self._slot_cache.pop(channel, None)
+            for channel in added:
+                at[channel] = node
+            node.subscribed.update(added)
+            self.counts["subscribe_commands"] += sum(c[0] == b"SSUBSCRIBE" for c in commands)
+            self.counts["unsubscribe_commands"] += sum(c[0] != b"SSUBSCRIBE" for c in commands)
 
     def _refused(self, node: _Node, added: list[bytes], error: RedisError) -> None:
         """A node refused a command of a batch (MOVED, CLUSTERDOWN...) or was lost."""
@@ -376,8 +407,12 @@ class RedisClusterBackplane(RoomChannels):
             return   # lost: _on_lost has forgotten its subscriptions
         self.counts["refused"] += 1
         log.debug("backplane: %s refused a subscription: %s", node, error)
-        # which of the batch failed is not said: ask for all of it again where the map says
-        node.subscribed.difference_update(added)
+        # which of the batch failed is not said: ask for all of it again where the map
+        # says, once it has been read again (not at once: CLUSTERDOWN lasts a while)
+        for channel in added:
+            if self._at.get(channel) is node:
+                del self._at[channel]
+            node.subscribed.discard(channel)
         moved = _redirect(str(error), node)
         if moved is not None and moved[0] == "MOVED":
             _, slot, host, port = moved
@@ -392,9 +427,12 @@ class RedisClusterBackplane(RoomChannels):
             self._message(push[1], push[2])
         elif kind == b"sunsubscribe" and len(push) >= 2 and push[1] in node.subscribed:
             # not asked for: the node gave the slot away; subscribe where it went
-            node.subscribed.discard(push[1])
+            channel = push[1]
+            node.subscribed.discard(channel)
+            if self._at.get(channel) is node:
+                del self._at[channel]
             self.counts["slot_moves"] += 1
-            self._read_map()
+            self._read_map()   # its answer syncs every channel
         elif kind == b"ssubscribe":
             self._retry = 0
 

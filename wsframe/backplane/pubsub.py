@@ -77,14 +77,18 @@ class RoomChannels:
         channel = self.channel(room)
         if channel not in self.wanted:
             self.wanted.add(channel)
-            self._schedule_sync()
+            self._changed(channel)
 
     def unwant(self, room: str) -> None:
         """No member of ``room`` here any more: unsubscribe (at the end of the turn)."""
         channel = self.channel(room)
         if channel in self.wanted:
             self.wanted.discard(channel)
-            self._schedule_sync()
+            self._changed(channel)
+
+    def _changed(self, channel: bytes) -> None:
+        """``channel`` became wanted or unwanted: sync at the end of the turn."""
+        self._schedule_sync()
 
     def _schedule_sync(self) -> None:
         if not self._sync_due:
