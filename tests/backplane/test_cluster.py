@@ -473,3 +473,19 @@ def test_ask_and_moved_with_an_empty_host_are_followed():
     finally:
         a.close()
         b.close()
+
+
+def test_a_cluster_url_to_a_plain_redis_says_why_and_the_server_still_serves(redis_server):
+    url = f"redis+cluster://127.0.0.1:{redis_server.port}"
+    with running_server(install_builtin_app, backplane=url) as (server, port):
+        assert wait_for(lambda: server.backplane.last_error is not None, 10)
+        ws = connect(f"ws://127.0.0.1:{port}/room/x")
+        ws.send("local")
+        assert ws.recv(timeout=5) == "local"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
+            health = json.loads(reply.read())
+        assert health["status"] == "degraded"
+        assert health["backplane"]["state"] == "connecting"
+        assert "cluster support disabled" in health["backplane"]["last_error"]
+        assert health["backplane"]["publish_failed"] >= 1
+        ws.close()

@@ -141,6 +141,7 @@ class RedisClusterBackplane(RoomChannels):
         self._at: dict[bytes, _Node] = {}             # channel -> the node it is subscribed on
         self._dirty: set[bytes] = set()               # channels to look at in the next sync
         self._full = False                            # the next sync looks at every channel
+        self.last_error: Optional[str] = None         # why the slot map could not be read
 
     # ---- what rooms call (bind, want, unwant: RoomChannels) -------------------------
 
@@ -206,7 +207,8 @@ class RedisClusterBackplane(RoomChannels):
                 "nodes": {f"{n.key[0]}:{n.key[1]}": {**n.client.stats(),
                                                      "subscribed": len(n.subscribed)}
                           for n in self.nodes.values()},
-                "slots_covered": covered, "prefix": self.prefix, "origin": self.origin,
+                "slots_covered": covered, "last_error": self.last_error,
+                "prefix": self.prefix, "origin": self.origin,
                 "rooms": len(self.wanted), "held": self._held_count, **self.counts}
 
     def _changed(self, channel: bytes) -> None:
@@ -249,7 +251,7 @@ class RedisClusterBackplane(RoomChannels):
 
     def _on_ready(self, node: _Node) -> None:
         self._forget(node)   # a new connection has no subscriptions
-        if not self.mapped or self._read_again:
+        if (not self.mapped and not self._reading) or self._read_again:
             self._read_map()
         elif self._polling and self.ready and None not in self.slots:
             self._polling = False   # the map was read waiting for this node: no need now
@@ -281,7 +283,8 @@ class RedisClusterBackplane(RoomChannels):
             self._read_again = True    # the first one ready reads it
             return
         # a node that owns slots knows the map best; else any node (e.g. a seed)
-        node = next((n for n in ready if n in self._owners()), ready[0])
+        owners = self._owners()
+        node = next((n for n in ready if n in owners), ready[0])
         self._reading, self._read_again = True, False
         self.counts["map_reads"] += 1
         node.client.command(b"CLUSTER", b"SHARDS",
@@ -294,14 +297,20 @@ class RedisClusterBackplane(RoomChannels):
                                 callback=lambda reply: self._map_read(node, reply, shards=False))
             return
         self._reading = False
+        if self.state != "started":
+            return
         try:
             if isinstance(reply, Exception):
                 raise reply
             ranges = (parse_shards if shards else parse_cluster_slots)(
                 reply, self._login.tls, node.key[0])
+            if not ranges:
+                raise ValueError("no slot has a primary with a known address")
         except (RedisError, ValueError) as exc:
-            log.warning("backplane: cannot read the slot map from %s: %s", node, exc)
+            self.last_error = f"slot map from {node.key[0]}:{node.key[1]}: {exc}"
+            log.warning("backplane: cannot read the %s", self.last_error)
             return self._read_map_later()
+        self.last_error = None
         self._apply(ranges)
 
     def _apply(self, ranges: list[tuple[int, int, str, int]]) -> None:
