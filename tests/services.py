@@ -102,17 +102,18 @@ def redis_server():
 
 
 class RedisCluster:
-    """A Redis Cluster of ``size`` primaries (no replicas) on loopback, nothing on disk
-    but each node's ``nodes.conf`` (kept, so a node restarted on its port keeps its
-    slots). Stopped by pid. The cluster bus gets a free port of its own
+    """A Redis Cluster of ``size`` primaries with ``replicas`` replicas each, on loopback,
+    nothing on disk but each node's ``nodes.conf`` (kept, so a node restarted on its
+    port keeps its slots). Stopped by pid. The cluster bus gets a free port of its own
     (``--cluster-port``), not port + 10000, which may be taken or past 65535."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, replicas: int = 0) -> None:
         self.cli_binary = require("redis-cli")
         self.dir = tempfile.mkdtemp(prefix="wsframe-redis-cluster-")
         self.nodes: list[RedisServer] = []
+        self.replicas = size * replicas
         try:
-            for _ in range(size):
+            for _ in range(size * (1 + replicas)):
                 port = free_port()
                 self.nodes.append(RedisServer(
                     port, "--cluster-enabled", "yes",
@@ -121,7 +122,7 @@ class RedisCluster:
             out = subprocess.run(
                 [self.cli_binary, "--cluster", "create",
                  *(f"127.0.0.1:{node.port}" for node in self.nodes),
-                 "--cluster-replicas", "0", "--cluster-yes"],
+                 "--cluster-replicas", str(replicas), "--cluster-yes"],
                 capture_output=True, timeout=30)
             if out.returncode != 0:
                 raise RuntimeError(f"redis-cli --cluster create: {out.stdout[-500:]!r} "
@@ -137,15 +138,22 @@ class RedisCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
 
     def wait_ok(self, timeout: float = 30.0) -> None:
-        """Until every node says ``cluster_state:ok`` and knows every node."""
+        """Until every node says ``cluster_state:ok``, knows every node and every replica
+        (as a replica), and every replica's link to its primary is up."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 infos = [node.cli("CLUSTER", "INFO") for node in self.nodes]
+                replicas = [sum("slave" in line.split()[2]
+                                for line in node.cli("CLUSTER", "NODES").splitlines())
+                            for node in self.nodes]
+                links = [node.cli("INFO", "replication") for node in self.nodes]
             except subprocess.SubprocessError:
                 infos = []
             if infos and all("cluster_state:ok" in info and
-                             f"cluster_known_nodes:{len(self.nodes)}" in info for info in infos):
+                             f"cluster_known_nodes:{len(self.nodes)}" in info for info in infos) \
+                    and all(count == self.replicas for count in replicas) \
+                    and sum("master_link_status:up" in link for link in links) == self.replicas:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"the cluster did not reach cluster_state:ok in {timeout:g} s")
@@ -169,6 +177,13 @@ class RedisCluster:
 
     def node_id(self, node: RedisServer) -> str:
         return node.cli("CLUSTER", "MYID")
+
+    def replica_of(self, primary: RedisServer) -> RedisServer:
+        """A replica of ``primary``."""
+        ports = {line.split()[1].split("@")[0].rsplit(":", 1)[1]
+                 for line in primary.cli("CLUSTER", "REPLICAS", self.node_id(primary)).splitlines()
+                 if line.strip()}
+        return next(node for node in self.nodes if str(node.port) in ports)
 
     def move_slot(self, slot: int, source: RedisServer, target: RedisServer) -> None:
         """Move an empty ``slot`` as ``redis-cli --cluster reshard`` would (IMPORTING,

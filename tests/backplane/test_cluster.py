@@ -489,3 +489,36 @@ def test_a_cluster_url_to_a_plain_redis_says_why_and_the_server_still_serves(red
         assert "cluster support disabled" in health["backplane"]["last_error"]
         assert health["backplane"]["publish_failed"] >= 1
         ws.close()
+
+
+def test_a_failover_moves_the_rooms_to_the_new_primary():
+    """With a replica per primary: CLUSTER FAILOVER on a replica; the old primary drops
+    the room's subscriptions (sunsubscribe), and both servers subscribe at the new one."""
+    cluster = RedisCluster(3, replicas=1)
+    try:
+        primaries = [n for n in cluster.nodes if "master" in n.cli("ROLE").split()[0:1]]
+        room = next(f"failover:{i}" for i in range(200)
+                    if cluster.node_of(f"wsframe:room:failover:{i}") in primaries)
+        channel = f"wsframe:room:{room}"
+        with servers(cluster.url, 2) as found:
+            (a, port_a), (b, port_b) = found
+            driver = connect(f"ws://127.0.0.1:{port_a}/room/{room}")
+            watcher = connect(f"ws://127.0.0.1:{port_b}/room/{room}")
+            old = cluster.node_of(channel)
+            assert wait_for(lambda: shardnumsub(old, room) == 2, 10)
+            assert len(a.backplane.nodes) == 3   # primaries only, not the replicas
+            new = cluster.replica_of(old)
+            new.cli("CLUSTER", "FAILOVER")
+            assert wait_for(lambda: cluster.owns(new, key_slot(channel.encode())), 20)
+            assert wait_for(lambda: shardnumsub(new, room) == 2, 20)
+            assert a.backplane.node_for(room).port == new.port
+            # the old primary, now a replica, ended the subscription with an sunsubscribe
+            assert a.backplane.counts["slot_moves"] == b.backplane.counts["slot_moves"] == 1
+            driver.send("after the failover")
+            assert watcher.recv(timeout=5) == "after the failover"
+            assert driver.recv(timeout=5) == "after the failover"
+            assert recv_all(watcher) == [] and recv_all(driver) == []
+            driver.close()
+            watcher.close()
+    finally:
+        cluster.close()
