@@ -200,8 +200,10 @@ class RedisCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def redis_cluster():
+    """A three-node cluster shared by a module's tests (each looks up where slots are
+    now: a test may move a slot or restart a node)."""
     cluster = RedisCluster()
     try:
         yield cluster

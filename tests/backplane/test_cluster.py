@@ -18,7 +18,7 @@ from wsframe.client.blocking import connect
 from wsframe.loop.eventloop import Loop
 from wsframe.server.apps import install_builtin_app
 from tests.helpers import call_in_loop, running_server, wait_for
-from tests.services import RedisCluster
+from tests.services import RedisCluster, redis_cluster  # noqa: F401  (the fixture)
 
 
 # ---- no cluster needed ------------------------------------------------------------------
@@ -102,15 +102,11 @@ def test_a_refused_command_in_a_push_batch_keeps_the_connection(redis_server):
         call_in_loop(server, client.close)
 
 
-# ---- a real cluster, shared by the tests below (each looks up where slots are now) --------
+# ---- a real cluster (tests.services.redis_cluster), shared by the tests below -------------
 
-@pytest.fixture(scope="module")
-def cluster():
-    found = RedisCluster(3)
-    try:
-        yield found
-    finally:
-        found.close()
+@pytest.fixture
+def cluster(redis_cluster):
+    return redis_cluster
 
 
 @contextlib.contextmanager

@@ -132,6 +132,7 @@ class RedisClusterBackplane(RoomChannels):
         self._read_again = False
         self._timer: Optional[TimerHandle] = None
         self._polling = False          # the timer reads the map again for a node not ready
+        self._ask: Optional[_Node] = None   # the node to read the map from next
         self._retry = 0                # consecutive troubles: the next map read waits longer
         self._seq = 0
         self._inflight: dict[int, int] = {}           # slot -> SPUBLISH not yet answered
@@ -267,10 +268,14 @@ class RedisClusterBackplane(RoomChannels):
 
     # ---- the slot map -----------------------------------------------------------------
 
-    def _read_map(self) -> None:
-        """Ask a connected node for the slot map (one question at a time)."""
+    def _read_map(self, ask: Optional[_Node] = None) -> None:
+        """Ask a connected node for the slot map (one question at a time): ``ask`` if
+        it is connected (a node that has just given a slot away knows where it went;
+        others may learn it later, by gossip), else a primary, else any node."""
         self._cancel_timer()
         self._polling = False
+        if ask is not None:
+            self._ask = ask
         if self.state != "started":
             return
         if self._reading:
@@ -282,9 +287,10 @@ class RedisClusterBackplane(RoomChannels):
                 self._node(seed.host, seed.port)
             self._read_again = True    # the first one ready reads it
             return
-        # a node that owns slots knows the map best; else any node (e.g. a seed)
         owners = self._owners()
-        node = next((n for n in ready if n in owners), ready[0])
+        node = self._ask if self._ask in ready else next((n for n in ready if n in owners),
+                                                          ready[0])
+        self._ask = None
         self._reading, self._read_again = True, False
         self.counts["map_reads"] += 1
         node.client.command(b"CLUSTER", b"SHARDS",
@@ -425,7 +431,7 @@ class RedisClusterBackplane(RoomChannels):
         moved = _redirect(str(error), node)
         if moved is not None and moved[0] == "MOVED":
             _, slot, host, port = moved
-            self.slots[slot] = self._node(host, port)
+            self.slots[slot] = self._ask = self._node(host, port)
         self._read_map_later()
 
     # ---- traffic --------------------------------------------------------------------
@@ -441,7 +447,7 @@ class RedisClusterBackplane(RoomChannels):
             if self._at.get(channel) is node:
                 del self._at[channel]
             self.counts["slot_moves"] += 1
-            self._read_map()   # its answer syncs every channel
+            self._read_map(ask=node)   # its answer syncs every channel
         elif kind == b"ssubscribe":
             self._retry = 0
 
@@ -494,9 +500,9 @@ class RedisClusterBackplane(RoomChannels):
                         self.counts["publish_failed"] += 1
                 else:
                     self.counts["moved"] += 1
-                    self.slots[moved_slot] = self._node(host, port)
+                    self.slots[moved_slot] = owner = self._node(host, port)
                     self._hold(message)
-                    self._read_map()
+                    self._read_map(ask=owner)
         if not left and slot in self._held:
             self._flush_held()
 
