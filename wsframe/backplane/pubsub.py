@@ -61,6 +61,9 @@ class RedisBackplane:
                                   on_ready=self._on_ready, on_lost=self._on_lost,
                                   **client_options)
         self._deliver: Optional[Deliver] = None
+        #: Called (in order) each time the connection is ready, before the resubscribing:
+        #: e.g. delivery's FUNCTION LOAD, which every later command may need.
+        self.ready_hooks: list[Callable[[], None]] = []
         self.wanted: set[bytes] = set()       # channels this process has members for
         self.subscribed: set[bytes] = set()   # channels asked for on this connection
         self._sync_due = False
@@ -141,6 +144,8 @@ class RedisBackplane:
 
     def _on_ready(self) -> None:
         self.subscribed.clear()  # a new connection has no subscriptions
+        for hook in self.ready_hooks:
+            hook()
         if self.wanted:
             self._sync()
 

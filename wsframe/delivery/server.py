@@ -49,6 +49,8 @@ from collections import OrderedDict
 from typing import Any, Optional
 
 from wsframe.delivery.history import Histories
+from wsframe.delivery.redis_history import RedisHistory
+from wsframe.backplane.redis import RedisError
 from wsframe.delivery.wire import SUBPROTOCOL, BadFrame, dumps, parse, pub
 from wsframe.sansio.protocol import OPEN
 from wsframe.server.server import Endpoint, Server
@@ -59,7 +61,9 @@ log = logging.getLogger("wsframe.delivery")
 
 #: Returned by ``on_message``: the app acknowledges later, with :meth:`Delivery.ack`.
 LATER = object()
-TWIN = "\x00v1:"   # the hidden room of a room's wsframe.v1 members (their frames differ)
+#: The room of a room's wsframe.v1 members (their frames differ from plain members'):
+#: room names that start with it are reserved.
+TWIN = "wsframe.v1:"
 
 
 class Session:
@@ -102,8 +106,15 @@ class Delivery:
         self.node = node or f"pid {os.getpid()}"
         self.sessions: dict[str, Session] = {}
         self._states: dict = {}   # conn -> _State, for wsframe.v1 connections
+        self._pending_joins: dict[str, int] = {}   # twin room -> joins waiting for Redis
         self.counts = dict.fromkeys(("acked", "duplicates", "replayed", "recovered",
-                                     "discontinuities", "published", "bad_frames"), 0)
+                                     "discontinuities", "published", "publish_failed",
+                                     "bad_frames", "unavailable"), 0)
+        backplane = server.backplane
+        #: With the Redis backplane, the history lives in Redis (see redis_history).
+        self.redis: Optional[RedisHistory] = RedisHistory(
+            backplane, history_size=history_size, history_age=history_age,
+            v1_room_prefix=TWIN) if hasattr(backplane, "ready_hooks") else None
         server.loop.call_later(min(10.0, session_ttl), self._sweep)
 
     # ---- the application's side ------------------------------------------------------
@@ -122,8 +133,10 @@ class Delivery:
         if state is None:
             conn.join(room)
             return
-        history = self.histories.get(room)
         position = state.resume.pop(room, None)
+        if self.redis is not None:
+            return self._join_from_redis(conn, room, position)
+        history = self.histories.get(room)
         if position is None:
             conn.send(dumps({"op": "joined", "room": room, "epoch": history.epoch,
                              "offset": history.offset}))
@@ -142,15 +155,69 @@ class Delivery:
                                  "offset": history.offset, "replayed": len(missed)}))
         conn.join(TWIN + room)
 
+    def _join_from_redis(self, conn, room: str, position: Optional[dict]) -> None:
+        """Subscribe first, then (at the end of the turn, after the SUBSCRIBE) ask Redis
+        for the position or what was missed; join when the answer comes: pushes after it
+        on the same connection are exactly the publications after it."""
+        twin = TWIN + room
+        backplane = self.server.backplane
+        backplane.want(twin)
+        pending = self._pending_joins
+        pending[twin] = pending.get(twin, 0) + 1
+        epoch, offset = (position["epoch"], position["offset"]) if position else (None, 0)
+
+        def answered(reply) -> None:
+            left = pending.pop(twin) - 1
+            if left:
+                pending[twin] = left
+            failed = isinstance(reply, RedisError)
+            if conn.state is not OPEN or failed:
+                if not left and self.server.rooms.get(twin) is None:
+                    backplane.unwant(twin)   # nobody here for it after all
+                if failed and conn.state is OPEN:
+                    self.counts["unavailable"] += 1
+                    # 1013 Try Again Later (IANA WebSocket close code registry): reconnect
+                    conn.close(1013, "history unavailable, try again later")
+                return
+            now_epoch, now_offset = reply[0].decode(), int(reply[1])
+            verdict = reply[2].decode()
+            if verdict == "joined":
+                conn.send(dumps({"op": "joined", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset}))
+            elif verdict == "recovered":
+                entries = reply[3:]
+                for i in range(0, len(entries), 2):
+                    conn.send(pub(room, now_epoch, int(entries[i]), entries[i + 1].decode()))
+                self.counts["replayed"] += len(entries) // 2
+                self.counts["recovered"] += 1
+                conn.send(dumps({"op": "recovered", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset, "replayed": len(entries) // 2}))
+            else:
+                self.counts["discontinuities"] += 1
+                conn.send(dumps({"op": "discontinuity", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset, "reason": verdict}))
+            conn.join(twin)
+
+        self.server.loop.at_turn_end(
+            lambda: self.redis.join(room, epoch, offset, answered))
+
     def leave(self, conn, room: str) -> None:
         conn.leave(TWIN + room if conn in self._states else room)
 
-    def publish(self, room: str, data: Any) -> int:
+    def publish(self, room: str, data: Any) -> Optional[int]:
         """Publish ``data`` (anything JSON can carry) to ``room``; returns its offset.
         wsframe.v1 members get it with its offset; plain members get ``data`` itself
-        (a ``str`` as is, anything else as JSON text)."""
-        history = self.histories.get(room)
+        (a ``str`` as is, anything else as JSON text). With the Redis backplane, Redis
+        assigns the offset (``None`` is returned) and every server, this one too,
+        delivers it when Redis's push brings it; ``publish_failed`` counts the
+        publications Redis did not take."""
         data_json = dumps(data)
+        if self.redis is not None:
+            if self.redis.publish(room, data_json, isinstance(data, str),
+                                  callback=self._published):
+                self.counts["published"] += 1
+            return None
+        history = self.histories.get(room)
         offset = history.append(data_json)
         self.counts["published"] += 1
         rooms = self.server.rooms
@@ -161,6 +228,10 @@ class Delivery:
         if plain is not None:
             plain.deliver(data if isinstance(data, str) else data_json)
         return offset
+
+    def _published(self, reply) -> None:
+        if isinstance(reply, RedisError):
+            self.counts["publish_failed"] += 1
 
     def send(self, conn, data: Any) -> None:
         """A direct message to one connection (``{"op":"msg","data":...}`` in wsframe.v1)."""
