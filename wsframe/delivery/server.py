@@ -45,7 +45,7 @@ import logging
 import os
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Optional
 
 from wsframe.delivery.history import Histories
@@ -73,7 +73,8 @@ class Session:
 
     def __init__(self, ident: str) -> None:
         self.id = ident
-        self.seen: OrderedDict = OrderedDict()   # message id -> acked (True) or pending (False)
+        self.seen: Optional[OrderedDict] = None   # message id -> acked / pending (False);
+        #                                           made on the first id: idle sessions stay small
         self.conn = None
         self.left_at = 0.0
 
@@ -81,13 +82,12 @@ class Session:
 class _State:
     """A wsframe.v1 connection: its session, and until the hello its open arguments."""
 
-    __slots__ = ("session", "opening", "resume", "timer")
+    __slots__ = ("session", "opening", "resume")
 
     def __init__(self, opening) -> None:
         self.session: Optional[Session] = None
         self.opening = opening      # (request, params) until the hello arrives
-        self.resume: dict = {}      # room -> {"epoch", "offset"} from the hello
-        self.timer = None
+        self.resume: Optional[dict] = None  # room -> {"epoch", "offset"}, during the hello
 
 
 class Delivery:
@@ -107,6 +107,7 @@ class Delivery:
         self.sessions: dict[str, Session] = {}
         self._states: dict = {}   # conn -> _State, for wsframe.v1 connections
         self._pending_joins: dict[str, int] = {}   # twin room -> joins waiting for Redis
+        self._awaiting_hello: deque = deque()   # (deadline, conn), in deadline order
         self.counts = dict.fromkeys(("acked", "duplicates", "replayed", "recovered",
                                      "discontinuities", "published", "publish_failed",
                                      "bad_frames", "unavailable"), 0)
@@ -133,7 +134,7 @@ class Delivery:
         if state is None:
             conn.join(room)
             return
-        position = state.resume.pop(room, None)
+        position = state.resume.pop(room, None) if state.resume else None
         if self.redis is not None:
             return self._join_from_redis(conn, room, position)
         history = self.histories.get(room)
@@ -246,7 +247,7 @@ class Delivery:
         if state is None or state.session is None:
             return
         seen = state.session.seen
-        if seen.get(message_id) is False:
+        if seen is not None and seen.get(message_id) is False:
             seen[message_id] = True
             self.counts["acked"] += 1
             if conn.state is OPEN:
@@ -258,14 +259,24 @@ class Delivery:
         """True: a wsframe.v1 connection, whose app open waits for the hello."""
         if conn.subprotocol != SUBPROTOCOL:
             return False
-        state = self._states[conn] = _State((request, params))
-        state.timer = self.server.loop.call_later(self.hello_timeout, self._no_hello, conn)
+        self._states[conn] = _State((request, params))
+        waiting = self._awaiting_hello
+        waiting.append((time.monotonic() + self.hello_timeout, conn))
+        if len(waiting) == 1:
+            self.server.loop.call_later(self.hello_timeout, self._check_hellos)
         return True
 
-    def _no_hello(self, conn) -> None:
-        state = self._states.get(conn)
-        if state is not None and state.opening is not None and conn.state is OPEN:
-            conn.close(1008, "wsframe.v1: no hello")
+    def _check_hellos(self) -> None:
+        """Close the connections whose hello is late (one timer for all: the deadlines
+        come in order, as the timeout is the same for everyone)."""
+        waiting, now = self._awaiting_hello, time.monotonic()
+        while waiting and waiting[0][0] <= now:
+            _, conn = waiting.popleft()
+            state = self._states.get(conn)
+            if state is not None and state.opening is not None and conn.state is OPEN:
+                conn.close(1008, "wsframe.v1: no hello")
+        if waiting:
+            self.server.loop.call_later(max(waiting[0][0] - now, 0.01), self._check_hellos)
 
     def _frame(self, conn, state: _State, app, text) -> None:
         if not isinstance(text, str):
@@ -298,6 +309,8 @@ class Delivery:
                 app.on_message(conn, frame)
             return
         seen = state.session.seen
+        if seen is None:
+            seen = state.session.seen = OrderedDict()
         if ident in seen:
             self.counts["duplicates"] += 1
             if seen[ident]:
@@ -314,12 +327,9 @@ class Delivery:
         if result is not LATER:
             seen[ident] = True
             self.counts["acked"] += 1
-            conn.send(dumps({"ack": ident}))
+            conn.send(f'{{"ack":{dumps(ident)}}}')
 
     def _hello(self, conn, state: _State, app, frame: dict) -> None:
-        if state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
         ident = frame.get("session")
         session = self.sessions.get(ident) if ident else None
         resumed = session is not None and session.conn is None
@@ -328,21 +338,19 @@ class Delivery:
             self.sessions[session.id] = session
         session.conn = conn
         state.session = session
-        state.resume = dict(frame.get("rooms") or {})
+        state.resume = dict(frame["rooms"]) if frame.get("rooms") else None
         request, params = state.opening
         state.opening = None
         conn.send(dumps({"op": "welcome", "session": session.id, "resumed": resumed,
                          "keepalive": self.keepalive, "node": self.node}))
         if hasattr(app, "on_open"):
             app.on_open(conn, request, params)
-        state.resume = {}   # rooms the app did not join again: nothing to resume
+        state.resume = None   # rooms the app did not join again: nothing to resume
 
     def _closed(self, conn) -> None:
         state = self._states.pop(conn, None)
         if state is None:
             return
-        if state.timer is not None:
-            state.timer.cancel()
         session = state.session
         if session is not None and session.conn is conn:
             session.conn = None
