@@ -135,6 +135,9 @@ class RedisBackplane(RoomChannels):
                                   on_ready=self._on_ready, on_lost=self._on_lost,
                                   **client_options)
         self.subscribed: set[bytes] = set()   # channels asked for on this connection
+        #: Called (in order) each time the connection is ready, before the resubscribing:
+        #: e.g. delivery's FUNCTION LOAD, which every later command may need.
+        self.ready_hooks: list[Callable[[], None]] = []
 
     # ---- what rooms call (bind, want, unwant: RoomChannels) -------------------------
 
@@ -186,6 +189,8 @@ class RedisBackplane(RoomChannels):
             log.warning("backplane: %s is a Redis Cluster node; redis+cluster:// would use "
                         "sharded pub/sub (plain pub/sub copies every message to every node)",
                         self.address)
+        for hook in self.ready_hooks:
+            hook()
         if self.wanted:
             self._sync()
 

@@ -411,6 +411,7 @@ class Server:
         conn._write(response)
         conn._head = None
         conn.endpoint = endpoint
+        conn.subprotocol = subprotocol
         conn._transition("handshake accepted")
         conn._start_parser()
         conn._mark = None
