@@ -50,7 +50,8 @@ from wsframe.backplane.pubsub import BATCH, DEFAULT_PREFIX, RoomChannels
 from wsframe.backplane.redis import RedisClient, RedisError, RedisUnavailable
 from wsframe.loop.eventloop import Loop, TimerHandle
 
-__all__ = ["RedisClusterBackplane", "key_slot", "crc16", "SLOTS"]
+__all__ = ["RedisClusterBackplane", "key_slot", "crc16", "SLOTS", "parse_shards",
+           "parse_cluster_slots"]
 
 log = logging.getLogger("wsframe.backplane")
 
