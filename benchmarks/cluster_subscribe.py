@@ -180,7 +180,7 @@ def main() -> int:
             ("standalone Redis: SUBSCRIBE, 512 a command",
              single.url, [single], random_names, "subscribe", 512),
         ]
-        print(f"| case | commands | until all answered (ms) | Redis time (ms) |")
+        print("| case | commands | until all answered (ms) | Redis time (ms) |")
         print("|---|---:|---:|---:|")
         results = {case[0]: [] for case in cases}
         for _ in range(args.runs):   # the cases interleaved, so that load elsewhere hits all
