@@ -383,9 +383,9 @@ class RedisClusterBackplane(RoomChannels):
             where = at.get(channel)
             owner = slots[slot] if channel in wanted else None
             if where is owner:
-                if owner is None:
+                if where is None and channel not in wanted:
                     self._slot_cache.pop(channel, None)   # neither wanted nor subscribed
-                continue
+                continue   # (a wanted room in a slot nobody serves: when the map has it)
             if where is not None:
                 drop.setdefault(where, {}).setdefault(slot, []).append(channel)
             if owner is not None:
