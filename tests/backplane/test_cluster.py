@@ -18,7 +18,7 @@ from wsframe.client.blocking import connect
 from wsframe.loop.eventloop import Loop
 from wsframe.server.apps import install_builtin_app
 from tests.helpers import call_in_loop, running_server, wait_for
-from tests.services import RedisCluster, redis_cluster  # noqa: F401  (the fixture)
+from tests.services import RedisCluster, WsframeServe, redis_cluster  # noqa: F401
 
 
 # ---- no cluster needed ------------------------------------------------------------------
@@ -245,6 +245,34 @@ def test_subscriptions_follow_membership(cluster):
         assert server.backplane.counts["subscribe_commands"] == 2
         assert server.backplane.counts["refused"] == 0
         again.close()
+
+
+def test_wsframe_serve_takes_a_cluster_url(cluster):
+    rooms = rooms_on_each_node(cluster, "serve")
+    first, second = WsframeServe("--redis", cluster.url), None
+    try:
+        second = WsframeServe("--redis", cluster.url.replace(
+            f"127.0.0.1:{cluster.nodes[0].port},", ""))   # any seed will do
+        for serve in (first, second):
+            assert wait_for(lambda: serve.health()["backplane"]["state"] == "ready", 15)
+        members = {room: (connect(f"ws://127.0.0.1:{first.port}/room/{room}"),
+                          connect(f"ws://127.0.0.1:{second.port}/room/{room}"))
+                   for room in rooms}
+        for room in rooms:
+            owner = cluster.node_of(f"wsframe:room:{room}")
+            assert wait_for(lambda: shardnumsub(owner, room) == 2, 10)
+        for room, (here, there) in members.items():
+            there.send(f"from the second, {room}")
+            assert here.recv(timeout=5) == f"from the second, {room}"
+            assert there.recv(timeout=5) == f"from the second, {room}"
+        for pair in members.values():
+            for ws in pair:
+                assert recv_all(ws, 0.1) == []
+                ws.close()
+    finally:
+        for serve in (first, second):
+            if serve is not None:
+                serve.stop()
 
 
 def test_many_rooms_subscribe_one_command_per_slot(cluster):
