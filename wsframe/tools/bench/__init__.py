@@ -12,6 +12,7 @@ loopback only unless ``--allow-remote``; every run has a time limit.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import time
 from typing import Optional
@@ -19,7 +20,7 @@ from typing import Optional
 from wsframe.tools.args import size
 from wsframe.tools.bench.display import Progress, plot, print_table, write_json
 from wsframe.tools.bench.fleet import ENGINE_MISSING, Fleet, engine_available, merge_results
-from wsframe.tools.bench.probes import Sample, cpu_seconds, tcp_sockstat
+from wsframe.tools.bench.probes import Sample, cheap_ports_per_source, cpu_seconds, tcp_sockstat
 from wsframe.tools.bench.target import Target, parse_target, start_own_server
 
 __all__ = ["add_bench_parser", "bench_main"]
@@ -96,6 +97,9 @@ def bench_main(args: argparse.Namespace) -> int:
     try:
         run = {"capacity": capacity, "echo": echo, "broadcast": broadcast}[args.bench_mode]
         report = run(args, target)
+    except ValueError as exc:   # a plan the machine cannot hold (e.g. source addresses)
+        print(f"error: {exc}")
+        return 2
     finally:
         target.stop()
     report["server"] = target.label
@@ -110,16 +114,47 @@ def bench_main(args: argparse.Namespace) -> int:
 
 # ---- helpers shared by the modes ---------------------------------------------------------
 
-def _sources(args, processes: int) -> list[list[str]]:
-    """Source addresses per worker: distinct 127.0.0.x each, past the ~28K ports per pair."""
+def _sources(args, shares: list[int]) -> list[list[str]]:
+    """Source addresses for each load process, one list per entry of ``shares``.
+
+    By default every process gets addresses of its own (127.0.0.2 upwards), as many
+    as keep each one under :func:`cheap_ports_per_source` connections (the engine
+    uses a process's addresses in turn): past half the ephemeral range a
+    ``connect()`` costs some 40 times more, and a load process busy connecting
+    answers neither handshakes nor heartbeats in time. ``--sources A-B`` splits
+    that pool over the processes instead (with a note when it is too small).
+    """
+    per_source = cheap_ports_per_source()
     if args.sources:
         first, _, last = args.sources.partition("-")
         base = first.rsplit(".", 1)[0]
         lo, hi = int(first.rsplit(".", 1)[1]), int((last or first).rsplit(".", 1)[1])
         pool = [f"{base}.{i}" for i in range(lo, hi + 1)]
-    else:
-        pool = [f"127.0.0.{i}" for i in range(2, 2 + max(processes, 1))]
-    return [pool[i::processes] or pool for i in range(processes)]
+        out = [pool[i::len(shares)] or pool for i in range(len(shares))]
+        busiest = max(math.ceil(share / len(src)) for share, src in zip(shares, out))
+        if busiest > per_source:
+            print(f"note: up to {busiest:,} connections per source address; past "
+                  f"{per_source:,} each connect() is much slower (give more --sources)")
+        return out
+    counts = [max(1, math.ceil(share / per_source)) for share in shares]
+    if sum(counts) > 65536 * 254 - 1:   # 127.0.0.2 - 127.255.255.254, no .0 or .255
+        raise ValueError("more connections than 127.0.0.0/8 has source addresses for")
+    out, host = [], 2
+    for count in counts:
+        addresses = []
+        while len(addresses) < count:
+            if host % 256 not in (0, 255):
+                addresses.append(str(ipaddress.IPv4Address(0x7F000000 + host)))
+            host += 1
+        out.append(addresses)
+    return out
+
+
+def _sources_line(shares: list[int], sources: list[list[str]]) -> str:
+    count = sum(len(src) for src in sources)
+    busiest = max(math.ceil(share / len(src)) for share, src in zip(shares, sources))
+    return (f"{count} ({sources[0][0]} ...), at most {busiest:,} connections each "
+            f"(cheap ports per address: {cheap_ports_per_source():,})")
 
 
 def _cpus(args) -> list[int]:
@@ -177,7 +212,7 @@ def _cluster_health(target: Target) -> Optional[dict]:
 def capacity(args, target: Target) -> dict:
     processes = args.processes or max(1, math.ceil(args.connections / PER_PROCESS))
     shares = _split(args.connections, processes)
-    sources = _sources(args, processes)
+    sources = _sources(args, shares)
     ramp_seconds = args.connections / max(args.rate, 1)
     room_size = getattr(args, "room_size", 0)
     specs = [dict(host=target.host, port=target.port, mode="hold",
@@ -262,6 +297,7 @@ def capacity(args, target: Target) -> dict:
     rows += [
         ("kernel TCP memory", f"{(sock_peak.get('mem_bytes', 0) - sock_before.get('mem_bytes', 0)) / 2**20:,.1f} MiB "
                               "(machine-wide, load side included; not in any RSS)"),
+        ("source addresses", _sources_line(shares, sources)),
         ("load side", _load_line(merged, wall)),
     ]
     print_table(f"capacity: {target.label or target.url}", rows)
@@ -272,7 +308,7 @@ def capacity(args, target: Target) -> dict:
             "held_last": held[-1].as_dict() if held else None,
             "samples": [s.as_dict() for s in samples], "result": merged,
             "sockstat_before": sock_before, "sockstat_peak": sock_peak,
-            "cluster_health": health_peak or None,
+            "cluster_health": health_peak or None, "sources": sources,
             "ok": not server_died and merged["connected"] > 0}
 
 
@@ -293,11 +329,12 @@ def _stop_reason(merged: dict, wanted: int, server_died: bool) -> str:
 
 def echo(args, target: Target) -> dict:
     processes = args.processes or 1
+    shares = _split(args.connections, processes)
     specs = [dict(host=target.host, port=target.port, path=target.path, mode="echo",
                   connections=share, inflight=args.inflight, size=args.size,
                   text=not args.binary, duration=args.duration, warmup=args.warmup,
                   source_addresses=tuple(src))
-             for share, src in zip(_split(args.connections, processes), _sources(args, processes))]
+             for share, src in zip(shares, _sources(args, shares))]
     before = cpu_seconds(target.pid) if target.pid else 0.0
     merged, wall = _run_with_progress(specs, args, args.duration + args.warmup)
     rate = merged["messages_received"] / max(merged["elapsed"], 1e-9)
@@ -338,12 +375,13 @@ def _run_with_progress(specs: list[dict], args, planned: float) -> tuple[dict, f
 
 def broadcast(args, target: Target) -> dict:
     processes = args.processes or max(1, math.ceil(args.members / PER_PROCESS))
-    sources = _sources(args, processes + 1)
+    shares = _split(args.members, processes)
+    sources = _sources(args, shares + [1])   # the publisher's address comes last
     ramp = args.members / 5000.0
     subscribers = [dict(host=target.host, port=target.port, path=target.path, mode="subscribe",
                         connections=share, size=args.size, warmup=0.0,
                         duration=ramp + args.duration + 30, source_addresses=tuple(src))
-                   for share, src in zip(_split(args.members, processes), sources[:processes])]
+                   for share, src in zip(shares, sources[:processes])]
     before = cpu_seconds(target.pid) if target.pid else 0.0
     fleet = Fleet(subscribers, cpus=_cpus(args)).start()
     progress = Progress()
