@@ -226,6 +226,7 @@ def capacity(args, target: Target) -> dict:
     fleet = Fleet(specs, cpus=_cpus(args)).start()
     progress = Progress()
     samples, peak = [baseline], baseline
+    kernel = []   # (connections, TCP memory, TCP sockets in use) per sample, machine-wide
     start = time.monotonic()
     deadline = start + min(args.time_limit, ramp_seconds * 3 + args.hold + 60)
     server_died = False
@@ -235,8 +236,10 @@ def capacity(args, target: Target) -> dict:
         totals = fleet.totals()
         sample = Sample(time.monotonic() - start, totals["open"], target.pid)
         samples.append(sample)
+        sockstat = tcp_sockstat()
+        kernel.append((sample.connections, sockstat.get("mem_bytes", 0), sockstat.get("inuse", 0)))
         if sample.connections >= peak.connections:
-            peak, sock_peak = sample, tcp_sockstat()
+            peak, sock_peak = sample, sockstat
         if target.process is not None and time.monotonic() - health_at >= 5.0:
             health_at = time.monotonic()
             snapshot = _cluster_health(target)
@@ -295,8 +298,7 @@ def capacity(args, target: Target) -> dict:
         rows.append(("rooms", f"{math.ceil(args.connections / room_size):,} of {room_size} "
                      "(each on the worker that owns it)"))
     rows += [
-        ("kernel TCP memory", f"{(sock_peak.get('mem_bytes', 0) - sock_before.get('mem_bytes', 0)) / 2**20:,.1f} MiB "
-                              "(machine-wide, load side included; not in any RSS)"),
+        ("kernel TCP memory", _kernel_line(kernel, ceiling, sock_before)),
         ("source addresses", _sources_line(shares, sources)),
         ("load side", _load_line(merged, wall)),
     ]
@@ -308,8 +310,22 @@ def capacity(args, target: Target) -> dict:
             "held_last": held[-1].as_dict() if held else None,
             "samples": [s.as_dict() for s in samples], "result": merged,
             "sockstat_before": sock_before, "sockstat_peak": sock_peak,
+            "kernel_samples": kernel,
             "cluster_health": health_peak or None, "sources": sources,
             "ok": not server_died and merged["connected"] > 0}
+
+
+def _kernel_line(kernel: list, ceiling: int, before: dict) -> str:
+    """/proc/net/sockstat's TCP memory while the connections were held (it swings with
+    the data in flight, e.g. a round of heartbeat Pings, so the median and the most)."""
+    held = sorted(mem for conns, mem, _ in kernel if ceiling and conns >= 0.99 * ceiling)
+    inuse = max((n for _, _, n in kernel), default=0)
+    if not held:
+        return "n/a"
+    return (f"median {held[len(held) // 2] / 2**20:,.1f} MiB, most {held[-1] / 2**20:,.1f} MiB "
+            f"while held (before: {before.get('mem_bytes', 0) / 2**20:,.1f} MiB; TCP sockets "
+            f"in use {before.get('inuse', 0):,} -> {inuse:,}; machine-wide, load side "
+            "included; not in any RSS)")
 
 
 def _stop_reason(merged: dict, wanted: int, server_died: bool) -> str:
