@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,6 +66,17 @@ def ready(port: int, timeout: float = 60.0) -> bool:
     return False
 
 
+def watch_spread(port: int, spread: list, stop: threading.Event) -> None:
+    """Each worker's connections (/health, once a second) when the most were open."""
+    while not stop.wait(1.0):
+        try:
+            counts = [w["connections"] for w in health(port)["workers"]]
+        except (OSError, ValueError, KeyError):
+            continue
+        if spread[0] is None or sum(counts) > sum(spread[0]):
+            spread[0] = counts
+
+
 def run_case(label: str, workers: int, path: str, args) -> dict:
     port = free_port()
     serve = [sys.executable, "-P", "-m", "wsframe", "--log-level", "WARNING", "serve",
@@ -78,6 +90,10 @@ def run_case(label: str, workers: int, path: str, args) -> dict:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
             report_path = tmp.name
         limit = args.members / 2000 + args.duration + 150
+        spread, stop = [None], threading.Event()
+        watcher = threading.Thread(target=watch_spread, args=(port, spread, stop), daemon=True)
+        if workers > 1:
+            watcher.start()
         out = subprocess.run(
             [sys.executable, "-P", "-m", "wsframe", "bench", "broadcast",
              f"ws://127.0.0.1:{port}{path}", "--pid", str(server.pid),
@@ -86,12 +102,9 @@ def run_case(label: str, workers: int, path: str, args) -> dict:
              "--time-limit", f"{limit:g}", "--json", report_path],
             cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
             timeout=limit + 60)
-        spread = None
+        stop.set()
         if workers > 1:
-            try:
-                spread = [w["connections"] for w in health(port)["workers"]]
-            except (OSError, ValueError):
-                pass
+            watcher.join(10)
         try:
             with open(report_path) as f:
                 report = json.load(f)
@@ -99,7 +112,7 @@ def run_case(label: str, workers: int, path: str, args) -> dict:
             return {"label": label, "error": out.stdout[-2000:] + out.stderr[-2000:]}
         finally:
             os.unlink(report_path)
-        report.update(label=label, workers=workers, path=path, spread_after=spread)
+        report.update(label=label, workers=workers, path=path, spread=spread[0])
         return report
     finally:
         server.send_signal(signal.SIGTERM)
@@ -119,6 +132,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--cases", default="one,proxy,owner",
                         help="which of one,proxy,owner to run (comma-separated)")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each case, interleaved")
     parser.add_argument("--json", metavar="FILE", help="write every case's report here")
     args = parser.parse_args()
     cases = {"one": ("one process", 1, "/room/bench"),
@@ -129,9 +143,9 @@ def main() -> int:
     if unknown:
         print(f"error: unknown case(s) {', '.join(unknown)}; choose from one, proxy, owner")
         return 2
-    reports = [run_case(*cases[c], args) for c in wanted]
+    reports = [run_case(*cases[c], args) for _ in range(max(1, args.runs)) for c in wanted]
     print(f"\nbroadcast: {args.members:,} members, {args.size} B messages at {args.rate:g}/s "
-          f"for {args.duration:g} s")
+          f"for {args.duration:g} s, {max(1, args.runs)} run(s) of each case")
     print("| room | members per worker | deliveries | deliveries/s | latency p50 / p99 | "
           "server CPU |")
     print("|---|---|---|---|---|---|")
@@ -141,7 +155,7 @@ def main() -> int:
             continue
         expected = r["messages_sent"] * r["members"]
         lat = r["latency_us"] or {}
-        spread = " / ".join(f"{n:,}" for n in r["spread_after"]) if r.get("spread_after") else "-"
+        spread = " / ".join(f"{n:,}" for n in r["spread"]) if r.get("spread") else "-"
         print(f"| {r['label']} (`{r['path']}`) | {spread} | {r['deliveries']:,} of {expected:,} "
               f"| {r['deliveries_per_second']:,.0f} | "
               f"{lat.get('p50', 0) / 1000:,.1f} / {lat.get('p99', 0) / 1000:,.1f} ms | "

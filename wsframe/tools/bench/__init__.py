@@ -295,8 +295,8 @@ def capacity(args, target: Target) -> dict:
                      + f"; rooms {health_peak['totals']['rooms']:,}; restarts "
                      f"{health_peak['totals']['restarts']}"))
     if room_size > 0:
-        rows.append(("rooms", f"{math.ceil(args.connections / room_size):,} of {room_size} "
-                     "(each on the worker that owns it)"))
+        rows.append(("rooms", f"{math.ceil(args.connections / room_size):,} of {room_size}"
+                     + (" (each on the worker that owns it)" if health_peak else "")))
     rows += [
         ("kernel TCP memory", _kernel_line(kernel, ceiling, sock_before)),
         ("source addresses", _sources_line(shares, sources)),
