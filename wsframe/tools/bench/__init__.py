@@ -243,8 +243,8 @@ def capacity(args, target: Target) -> dict:
         if target.process is not None and time.monotonic() - health_at >= 5.0:
             health_at = time.monotonic()
             snapshot = _cluster_health(target)
-            if snapshot and snapshot["totals"]["connections"] >= health_peak.get(
-                    "totals", {}).get("connections", -1):
+            if snapshot and snapshot["totals"]["connections"] > health_peak.get(
+                    "totals", {}).get("connections", -1):   # the first at the most, not the close
                 health_peak = snapshot
         rate = totals["attempted"] / max(sample.t, 1e-9)
         progress.update(f"open {totals['open']:,} / {args.connections:,}  failed "
@@ -318,7 +318,10 @@ def capacity(args, target: Target) -> dict:
 def _kernel_line(kernel: list, ceiling: int, before: dict) -> str:
     """/proc/net/sockstat's TCP memory while the connections were held (it swings with
     the data in flight, e.g. a round of heartbeat Pings, so the median and the most)."""
-    held = sorted(mem for conns, mem, _ in kernel if ceiling and conns >= 0.99 * ceiling)
+    held = [mem for conns, mem, _ in kernel if ceiling and conns >= 0.99 * ceiling]
+    # The last of them can fall after the load began closing (its counters lag a loop
+    # turn) and then counts every Close frame in flight: not the held state.
+    held = sorted(held[:-1] if len(held) > 1 else held)
     inuse = max((n for _, _, n in kernel), default=0)
     if not held:
         return "n/a"
