@@ -2,6 +2,9 @@
 // Served next to it by `wsframe serve` at /wsframe.d.ts.
 
 export declare const SUBPROTOCOL: "wsframe.v1";
+/** The close code of a connection whose session another connection resumed (§4.5);
+ *  the client then starts a new session. */
+export declare const SESSION_TAKEN: 4409;
 
 /** Backoff between reconnects, in milliseconds: wait random(0, min(max, initial * factor^attempt)),
  *  the attempt count reset once a connection has stayed open for resetAfter (§5.5). */
@@ -70,6 +73,7 @@ export interface DiscontinuityDetail {
 }
 export interface GapDetail { room: string; expected: number; got: number; }
 /** code: the WebSocket close code, or this client's own reason for dropping it:
+ *  4409 (from the server) the session was resumed by another connection (§4.5),
  *  4000 reconnect() called, 4001 wsframe.v1 not selected, 4002 no welcome within
  *  connectTimeout, 4003 nothing received for 2 x keepalive, 4004 a gap in a room.
  *  reconnectIn: milliseconds until the next attempt; null after close(). */

@@ -20,6 +20,8 @@
 // protocol's own ping keeps the connection alive and finds dead ones (§5.6).
 
 export const SUBPROTOCOL = "wsframe.v1";
+/** The server closes a connection with this code when a newer hello resumed its session (§4.5). */
+export const SESSION_TAKEN = 4409;
 
 // --- backoff (self-contained: tests/tools/test_backoff_js.py runs it in Node.js) ---
 // Reconnection with exponential backoff and full jitter, as wsframe's Python client
@@ -233,7 +235,12 @@ export class WsFrame extends EventTarget {
       this._frame(event.data);
     };
     ws.onclose = (event) => {
-      if (this._ws === ws) this._down(event.code, event.reason);
+      if (this._ws !== ws) return;
+      if (event.code === SESSION_TAKEN) {  // another client resumed our session (§4.5): start anew
+        this._state.session = null;
+        this._save();
+      }
+      this._down(event.code, event.reason);
     };
     this._livenessTimer = setInterval(() => this._checkLiveness(), 250);
   }
