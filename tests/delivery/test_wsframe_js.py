@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 SCRIPT = os.path.join(HERE, "wsframe_js_rules.mjs")
 CLIENT = os.path.join(ROOT, "wsframe", "delivery", "static", "wsframe.js")
 CHECKS = ["hello_and_storage", "retries_then_failed", "acks_and_resend_after_welcome",
-          "publications_in_order", "backoff", "liveness", "connect_timeout", "not_selected",
+          "publications_in_order", "backoff", "liveness", "connect_timeout", "constructor_throws", "not_selected",
           "session_taken", "outbox_bound_and_validation", "reload"]
 
 

@@ -213,6 +213,23 @@ function fresh(options = {}) {
   console.log("ok connect_timeout");
 }
 
+// A WebSocket the browser refuses to create (it throws): reported, retried later.
+{
+  let refuse = 1;
+  globalThis.WebSocket = class extends FakeWebSocket {
+    constructor(...args) { if (refuse-- > 0) throw new Error("blocked port"); super(...args); }
+  };
+  const c = fresh();
+  const events = record(c, ["close"]);
+  equal(sockets.length, 0, "refused");
+  advance(1000);
+  equal(events[0]?.[1].code, 4005, "reported");
+  equal(sockets.length, 1, "tried again");
+  globalThis.WebSocket = FakeWebSocket;
+  c.close();
+  console.log("ok constructor_throws");
+}
+
 // §1: a server that does not select wsframe.v1 is not spoken to.
 {
   const c = fresh();

@@ -75,7 +75,8 @@ export interface GapDetail { room: string; expected: number; got: number; }
 /** code: the WebSocket close code, or this client's own reason for dropping it:
  *  4409 (from the server) the session was resumed by another connection (§4.5),
  *  4000 reconnect() called, 4001 wsframe.v1 not selected, 4002 no welcome within
- *  connectTimeout, 4003 nothing received for 2 x keepalive, 4004 a gap in a room.
+ *  connectTimeout, 4003 nothing received for 2 x keepalive, 4004 a gap in a room,
+ *  4005 the browser refused to start the connection.
  *  reconnectIn: milliseconds until the next attempt; null after close(). */
 export interface CloseDetail { code: number; reason: string; wasOpen?: boolean; reconnectIn: number | null; }
 /** Every text frame, as sent ("out") or received ("in"): for wire views and debugging. */

@@ -75,6 +75,7 @@ function wsURL(url) {
   const u = new URL(url, base);
   if (u.protocol === "http:") u.protocol = "ws:";
   else if (u.protocol === "https:") u.protocol = "wss:";
+  u.hash = "";  // a WebSocket URL has no fragment (RFC 6455 §3)
   return u.href;
 }
 
@@ -214,7 +215,15 @@ export class WsFrame extends EventTarget {
   _connect() {
     this._reconnectTimer = null;
     if (this._stopped) return;
-    const ws = new WebSocket(this.url, [SUBPROTOCOL, ...this.options.protocols]);
+    let ws;
+    try {
+      ws = new WebSocket(this.url, [SUBPROTOCOL, ...this.options.protocols]);
+    } catch (err) {  // e.g. a port the browser blocks: report it (after the constructor
+      // returned, so listeners see it), and try again later
+      this._ws = null;
+      this._reconnectTimer = setTimeout(() => this._down(4005, "cannot connect: " + err.message), 0);
+      return;
+    }
     ws.binaryType = "arraybuffer";
     this._ws = ws;
     this._welcomed = false;
