@@ -25,8 +25,9 @@ class Track:
 class Node:
     """A server with Delivery on its own loop thread, on a given port."""
 
-    def __init__(self, port=0, **delivery_options):
-        self.server = Server(tick_interval=0.05, shutdown_timeout=0.5, heartbeat=None)
+    def __init__(self, port=0, backplane=None, **delivery_options):
+        self.server = Server(tick_interval=0.05, shutdown_timeout=0.5, heartbeat=None,
+                             backplane=backplane)
         self.app = Track()
         self.delivery = self.app.delivery = Delivery(self.server, **delivery_options)
         self.server.route("/track/{order_id}", self.delivery.endpoint(self.app))

@@ -10,6 +10,9 @@ from typing import Optional, Union
 __all__ = ["RoomHistory", "Histories"]
 
 
+_EMPTY: deque = deque(maxlen=0)   # shared by histories with no entry yet (idle rooms)
+
+
 class RoomHistory:
     """The publications of one room in this process (offsets 1, 2, ... in this epoch)."""
 
@@ -18,7 +21,7 @@ class RoomHistory:
     def __init__(self, max_count: int, max_age: float, epoch: Optional[str] = None) -> None:
         self.epoch = epoch or os.urandom(4).hex()   # a new history: offsets mean nothing old
         self.offset = 0
-        self.entries: deque = deque()   # (offset, published at, data JSON)
+        self.entries: deque = _EMPTY   # (offset, published at, data JSON); made on first use
         self.max_count = max_count
         self.max_age = max_age
 
@@ -26,6 +29,8 @@ class RoomHistory:
         now = time.monotonic() if now is None else now
         self.offset += 1
         entries = self.entries
+        if entries is _EMPTY:
+            entries = self.entries = deque()
         entries.append((self.offset, now, data_json))
         if len(entries) > self.max_count:
             entries.popleft()

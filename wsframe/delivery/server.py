@@ -47,10 +47,12 @@ import logging
 import os
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Optional
 
 from wsframe.delivery.history import Histories
+from wsframe.delivery.redis_history import RedisHistory
+from wsframe.backplane.redis import RedisError
 from wsframe.delivery.wire import SESSION_TAKEN, SUBPROTOCOL, BadFrame, dumps, parse, pub
 from wsframe.sansio.protocol import OPEN
 from wsframe.server.server import Endpoint, Server
@@ -61,7 +63,9 @@ log = logging.getLogger("wsframe.delivery")
 
 #: Returned by ``on_message``: the app acknowledges later, with :meth:`Delivery.ack`.
 LATER = object()
-TWIN = "\x00v1:"   # the hidden room of a room's wsframe.v1 members (their frames differ)
+#: The room of a room's wsframe.v1 members (their frames differ from plain members'):
+#: room names that start with it are reserved.
+TWIN = "wsframe.v1:"
 
 
 class Session:
@@ -71,7 +75,8 @@ class Session:
 
     def __init__(self, ident: str) -> None:
         self.id = ident
-        self.seen: OrderedDict = OrderedDict()   # message id -> acked (True) or pending (False)
+        self.seen: Optional[OrderedDict] = None   # message id -> acked / pending (False);
+        #                                           made on the first id: idle sessions stay small
         self.conn = None
         self.left_at = 0.0
 
@@ -79,13 +84,12 @@ class Session:
 class _State:
     """A wsframe.v1 connection: its session, and until the hello its open arguments."""
 
-    __slots__ = ("session", "opening", "resume", "timer")
+    __slots__ = ("session", "opening", "resume")
 
     def __init__(self, opening) -> None:
         self.session: Optional[Session] = None
         self.opening = opening      # (request, params) until the hello arrives
-        self.resume: dict = {}      # room -> {"epoch", "offset"} from the hello
-        self.timer = None
+        self.resume: Optional[dict] = None  # room -> {"epoch", "offset"}, during the hello
 
 
 class Delivery:
@@ -104,9 +108,16 @@ class Delivery:
         self.node = node or f"pid {os.getpid()}"
         self.sessions: dict[str, Session] = {}
         self._states: dict = {}   # conn -> _State, for wsframe.v1 connections
+        self._pending_joins: dict[str, int] = {}   # twin room -> joins waiting for Redis
+        self._awaiting_hello: deque = deque()   # (deadline, conn), in deadline order
         self.counts = dict.fromkeys(("acked", "duplicates", "replayed", "recovered",
-                                     "discontinuities", "published", "bad_frames",
-                                     "taken_over"), 0)
+                                     "discontinuities", "published", "publish_failed",
+                                     "bad_frames", "unavailable", "taken_over"), 0)
+        backplane = server.backplane
+        #: With the Redis backplane, the history lives in Redis (see redis_history).
+        self.redis: Optional[RedisHistory] = RedisHistory(
+            backplane, history_size=history_size, history_age=history_age,
+            v1_room_prefix=TWIN) if hasattr(backplane, "ready_hooks") else None
         server.loop.call_later(min(10.0, session_ttl), self._sweep)
 
     # ---- the application's side ------------------------------------------------------
@@ -125,8 +136,10 @@ class Delivery:
         if state is None:
             conn.join(room)
             return
+        position = state.resume.pop(room, None) if state.resume else None
+        if self.redis is not None:
+            return self._join_from_redis(conn, room, position)
         history = self.histories.get(room)
-        position = state.resume.pop(room, None)
         if position is None:
             conn.send(dumps({"op": "joined", "room": room, "epoch": history.epoch,
                              "offset": history.offset}))
@@ -145,15 +158,69 @@ class Delivery:
                                  "offset": history.offset, "replayed": len(missed)}))
         conn.join(TWIN + room)
 
+    def _join_from_redis(self, conn, room: str, position: Optional[dict]) -> None:
+        """Subscribe first, then (at the end of the turn, after the SUBSCRIBE) ask Redis
+        for the position or what was missed; join when the answer comes: pushes after it
+        on the same connection are exactly the publications after it."""
+        twin = TWIN + room
+        backplane = self.server.backplane
+        backplane.want(twin)
+        pending = self._pending_joins
+        pending[twin] = pending.get(twin, 0) + 1
+        epoch, offset = (position["epoch"], position["offset"]) if position else (None, 0)
+
+        def answered(reply) -> None:
+            left = pending.pop(twin) - 1
+            if left:
+                pending[twin] = left
+            failed = isinstance(reply, RedisError)
+            if conn.state is not OPEN or failed:
+                if not left and self.server.rooms.get(twin) is None:
+                    backplane.unwant(twin)   # nobody here for it after all
+                if failed and conn.state is OPEN:
+                    self.counts["unavailable"] += 1
+                    # 1013 Try Again Later (IANA WebSocket close code registry): reconnect
+                    conn.close(1013, "history unavailable, try again later")
+                return
+            now_epoch, now_offset = reply[0].decode(), int(reply[1])
+            verdict = reply[2].decode()
+            if verdict == "joined":
+                conn.send(dumps({"op": "joined", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset}))
+            elif verdict == "recovered":
+                entries = reply[3:]
+                for i in range(0, len(entries), 2):
+                    conn.send(pub(room, now_epoch, int(entries[i]), entries[i + 1].decode()))
+                self.counts["replayed"] += len(entries) // 2
+                self.counts["recovered"] += 1
+                conn.send(dumps({"op": "recovered", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset, "replayed": len(entries) // 2}))
+            else:
+                self.counts["discontinuities"] += 1
+                conn.send(dumps({"op": "discontinuity", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset, "reason": verdict}))
+            conn.join(twin)
+
+        self.server.loop.at_turn_end(
+            lambda: self.redis.join(room, epoch, offset, answered))
+
     def leave(self, conn, room: str) -> None:
         conn.leave(TWIN + room if conn in self._states else room)
 
-    def publish(self, room: str, data: Any) -> int:
+    def publish(self, room: str, data: Any) -> Optional[int]:
         """Publish ``data`` (anything JSON can carry) to ``room``; returns its offset.
         wsframe.v1 members get it with its offset; plain members get ``data`` itself
-        (a ``str`` as is, anything else as JSON text)."""
-        history = self.histories.get(room)
+        (a ``str`` as is, anything else as JSON text). With the Redis backplane, Redis
+        assigns the offset (``None`` is returned) and every server, this one too,
+        delivers it when Redis's push brings it; ``publish_failed`` counts the
+        publications Redis did not take."""
         data_json = dumps(data)
+        if self.redis is not None:
+            if self.redis.publish(room, data_json, isinstance(data, str),
+                                  callback=self._published):
+                self.counts["published"] += 1
+            return None
+        history = self.histories.get(room)
         offset = history.append(data_json)
         self.counts["published"] += 1
         rooms = self.server.rooms
@@ -164,6 +231,10 @@ class Delivery:
         if plain is not None:
             plain.deliver(data if isinstance(data, str) else data_json)
         return offset
+
+    def _published(self, reply) -> None:
+        if isinstance(reply, RedisError):
+            self.counts["publish_failed"] += 1
 
     def send(self, conn, data: Any) -> None:
         """A direct message to one connection (``{"op":"msg","data":...}`` in wsframe.v1)."""
@@ -178,7 +249,7 @@ class Delivery:
         if state is None or state.session is None:
             return
         seen = state.session.seen
-        if seen.get(message_id) is False:
+        if seen is not None and seen.get(message_id) is False:
             seen[message_id] = True
             self.counts["acked"] += 1
             if conn.state is OPEN:
@@ -190,14 +261,24 @@ class Delivery:
         """True: a wsframe.v1 connection, whose app open waits for the hello."""
         if conn.subprotocol != SUBPROTOCOL:
             return False
-        state = self._states[conn] = _State((request, params))
-        state.timer = self.server.loop.call_later(self.hello_timeout, self._no_hello, conn)
+        self._states[conn] = _State((request, params))
+        waiting = self._awaiting_hello
+        waiting.append((time.monotonic() + self.hello_timeout, conn))
+        if len(waiting) == 1:
+            self.server.loop.call_later(self.hello_timeout, self._check_hellos)
         return True
 
-    def _no_hello(self, conn) -> None:
-        state = self._states.get(conn)
-        if state is not None and state.opening is not None and conn.state is OPEN:
-            conn.close(1008, "wsframe.v1: no hello")
+    def _check_hellos(self) -> None:
+        """Close the connections whose hello is late (one timer for all: the deadlines
+        come in order, as the timeout is the same for everyone)."""
+        waiting, now = self._awaiting_hello, time.monotonic()
+        while waiting and waiting[0][0] <= now:
+            _, conn = waiting.popleft()
+            state = self._states.get(conn)
+            if state is not None and state.opening is not None and conn.state is OPEN:
+                conn.close(1008, "wsframe.v1: no hello")
+        if waiting:
+            self.server.loop.call_later(max(waiting[0][0] - now, 0.01), self._check_hellos)
 
     def _frame(self, conn, state: _State, app, text) -> None:
         if not isinstance(text, str):
@@ -230,6 +311,8 @@ class Delivery:
                 app.on_message(conn, frame)
             return
         seen = state.session.seen
+        if seen is None:
+            seen = state.session.seen = OrderedDict()
         if ident in seen:
             self.counts["duplicates"] += 1
             if seen[ident]:
@@ -246,12 +329,9 @@ class Delivery:
         if result is not LATER:
             seen[ident] = True
             self.counts["acked"] += 1
-            conn.send(dumps({"ack": ident}))
+            conn.send(f'{{"ack":{dumps(ident)}}}')
 
     def _hello(self, conn, state: _State, app, frame: dict) -> None:
-        if state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
         ident = frame.get("session")
         session = self.sessions.get(ident) if ident else None
         if session is not None and session.conn is not None and session.conn is not conn:
@@ -269,21 +349,19 @@ class Delivery:
             self.sessions[session.id] = session
         session.conn = conn
         state.session = session
-        state.resume = dict(frame.get("rooms") or {})
+        state.resume = dict(frame["rooms"]) if frame.get("rooms") else None
         request, params = state.opening
         state.opening = None
         conn.send(dumps({"op": "welcome", "session": session.id, "resumed": resumed,
                          "keepalive": self.keepalive, "node": self.node}))
         if hasattr(app, "on_open"):
             app.on_open(conn, request, params)
-        state.resume = {}   # rooms the app did not join again: nothing to resume
+        state.resume = None   # rooms the app did not join again: nothing to resume
 
     def _closed(self, conn) -> None:
         state = self._states.pop(conn, None)
         if state is None:
             return
-        if state.timer is not None:
-            state.timer.cancel()
         session = state.session
         if session is not None and session.conn is conn:
             session.conn = None
