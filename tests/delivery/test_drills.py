@@ -165,3 +165,30 @@ def test_a_client_restart_resumes_from_its_store():
     finally:
         second.stop()
         node.stop()
+
+
+def test_a_client_whose_session_another_resumed_starts_a_session_of_its_own():
+    """A duplicated browser tab copies the session id: the newer hello takes the session
+    (4409 for the older connection), and the older client goes on with a new one
+    instead of taking it back (no tug of war), its room position kept."""
+    import json
+
+    from wsframe.client.blocking import connect
+
+    node = Node()
+    watcher = Watcher(node.port).start()
+    try:
+        assert wait_for(lambda: watcher.client.welcomed and "order:42" in watcher.client.rooms, 5)
+        first = watcher.client.session
+        twin = connect(f"ws://127.0.0.1:{node.port}/track/42", subprotocols=["wsframe.v1"])
+        twin.send(json.dumps({"op": "hello", "session": first, "rooms": {}}))
+        assert json.loads(twin.recv(timeout=5))["resumed"] is True
+        assert wait_for(lambda: watcher.client.welcomed and watcher.client.session not in (None, first), 5)
+        node.publish("order:42", {"seq": 1})
+        assert wait_for(lambda: watcher.received == [{"seq": 1}], 5), watcher.received
+        assert not [e for e in watcher.events if e[0] == "discontinuity"]
+        assert node.delivery.sessions[first].conn is not None   # the twin keeps it
+        twin.close()
+    finally:
+        watcher.stop()
+        node.stop()

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from wsframe.client.blocking import connect
-from wsframe.delivery import LATER, Delivery
+from wsframe.delivery import LATER, SESSION_TAKEN, Delivery
 from wsframe.delivery.history import RoomHistory
 from wsframe.errors import ConnectionClosed
 from tests.helpers import call_in_loop, running_server, wait_for
@@ -99,6 +99,30 @@ def test_dedupe_survives_a_reconnect_with_the_session(served):
     assert frames(again, 1) == [{"ack": "a1", "duplicate": True}]
     assert len(app.messages) == 1
     again.close()
+
+
+def test_a_session_still_held_by_a_connection_left_behind_is_resumed_and_that_one_closed(served):
+    """WiFi to 4G: the server has not noticed that the old connection is gone when the
+    client's new hello arrives. The session resumes (dedupe kept); the old connection
+    is closed with 4409, and a live client there would start a session of its own (§4.5)."""
+    server, port, delivery, app = served
+    left = connect(f"ws://127.0.0.1:{port}/track/1", subprotocols=V1)
+    hello(left)
+    session = frames(left, 2)[0]["session"]
+    left.send('{"id": "w1", "action": "contact_driver"}')
+    assert frames(left, 1) == [{"ack": "w1"}]
+    new = connect(f"ws://127.0.0.1:{port}/track/1", subprotocols=V1)
+    hello(new, session)
+    welcome = frames(new, 2)[0]
+    assert welcome["resumed"] is True and welcome["session"] == session
+    new.send('{"id": "w1", "action": "contact_driver"}')   # the retry of an ack lost on the way
+    assert frames(new, 1) == [{"ack": "w1", "duplicate": True}]
+    assert len(app.messages) == 1
+    with pytest.raises(ConnectionClosed):
+        left.recv(timeout=5)
+    assert left.close_code == SESSION_TAKEN == 4409
+    assert delivery.counts["taken_over"] == 1
+    new.close()
 
 
 def test_an_ack_waits_for_asynchronous_work(served):

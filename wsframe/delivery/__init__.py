@@ -7,6 +7,6 @@
 """
 from wsframe.delivery.client import ReliableClient
 from wsframe.delivery.server import LATER, Delivery
-from wsframe.delivery.wire import SUBPROTOCOL
+from wsframe.delivery.wire import SESSION_TAKEN, SUBPROTOCOL
 
-__all__ = ["Delivery", "LATER", "ReliableClient", "SUBPROTOCOL"]
+__all__ = ["Delivery", "LATER", "ReliableClient", "SESSION_TAKEN", "SUBPROTOCOL"]

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from typing import Any, Callable, MutableMapping, Optional
 
 from wsframe.client.reconnecting import ReconnectingClient
-from wsframe.delivery.wire import SUBPROTOCOL, dumps
+from wsframe.delivery.wire import SESSION_TAKEN, SUBPROTOCOL, dumps
 from wsframe.loop.connect import Backoff
 from wsframe.loop.eventloop import Loop
 
@@ -129,6 +129,8 @@ class ReliableClient:
 
     def _closed(self, ws, code, reason) -> None:
         self.welcomed = False
+        if code == SESSION_TAKEN:   # another client resumed our session (§4.5): start anew
+            self.store["session"] = None
         if self.on_close:
             self._call(self.on_close, self, code, reason)
 

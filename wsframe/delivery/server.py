@@ -37,7 +37,9 @@ them. Replay and live delivery happen on the same loop, so nothing slips in
 between.
 
 *Sessions* outlive their connection by ``session_ttl`` seconds: a client
-that reconnects with its session id keeps its dedupe window.
+that reconnects with its session id keeps its dedupe window, also when the
+server still holds its old connection open (that one is closed with
+:data:`SESSION_TAKEN`).
 """
 from __future__ import annotations
 
@@ -51,11 +53,11 @@ from typing import Any, Optional
 from wsframe.delivery.history import Histories
 from wsframe.delivery.redis_history import RedisHistory
 from wsframe.backplane.redis import RedisError
-from wsframe.delivery.wire import SUBPROTOCOL, BadFrame, dumps, parse, pub
+from wsframe.delivery.wire import SESSION_TAKEN, SUBPROTOCOL, BadFrame, dumps, parse, pub
 from wsframe.sansio.protocol import OPEN
 from wsframe.server.server import Endpoint, Server
 
-__all__ = ["Delivery", "LATER", "Session"]
+__all__ = ["Delivery", "LATER", "SESSION_TAKEN", "Session"]
 
 log = logging.getLogger("wsframe.delivery")
 
@@ -110,7 +112,7 @@ class Delivery:
         self._awaiting_hello: deque = deque()   # (deadline, conn), in deadline order
         self.counts = dict.fromkeys(("acked", "duplicates", "replayed", "recovered",
                                      "discontinuities", "published", "publish_failed",
-                                     "bad_frames", "unavailable"), 0)
+                                     "bad_frames", "unavailable", "taken_over"), 0)
         backplane = server.backplane
         #: With the Redis backplane, the history lives in Redis (see redis_history).
         self.redis: Optional[RedisHistory] = RedisHistory(
@@ -332,8 +334,17 @@ class Delivery:
     def _hello(self, conn, state: _State, app, frame: dict) -> None:
         ident = frame.get("session")
         session = self.sessions.get(ident) if ident else None
-        resumed = session is not None and session.conn is None
-        if not resumed:   # unknown, expired, or in use by another open connection
+        if session is not None and session.conn is not None and session.conn is not conn:
+            # §4.5: still held by another connection, most likely one its client left
+            # behind (a network switch the server has not noticed yet). This hello
+            # resumes it; the other connection is closed, and its client, if alive
+            # (a duplicated browser tab), starts a session of its own.
+            old, session.conn = session.conn, None
+            self.counts["taken_over"] += 1
+            if old.state is OPEN:
+                old.close(SESSION_TAKEN, "wsframe.v1: session resumed by another connection")
+        resumed = session is not None
+        if not resumed:   # unknown or expired
             session = Session(secrets.token_urlsafe(12))
             self.sessions[session.id] = session
         session.conn = conn

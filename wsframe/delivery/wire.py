@@ -23,10 +23,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["SUBPROTOCOL", "BadFrame", "parse", "dumps", "MAX_ID_LENGTH"]
+__all__ = ["SUBPROTOCOL", "SESSION_TAKEN", "BadFrame", "parse", "dumps", "MAX_ID_LENGTH"]
 
 SUBPROTOCOL = "wsframe.v1"   # offered in Sec-WebSocket-Protocol (RFC 6455 §1.9, §4.1)
 MAX_ID_LENGTH = 128          # characters of a message id
+#: The close code of a connection whose session a newer hello resumed (docs/protocol.md §4.5;
+#: 4000-4999 are for applications, RFC 6455 §7.4.2). Its client starts a new session.
+SESSION_TAKEN = 4409
 CLIENT_OPS = ("hello", "ping")
 
 

@@ -204,6 +204,8 @@ def serve_main(args: argparse.Namespace) -> int:
         except (ImportError, ValueError) as exc:
             print(f"error: --redis: {exc}", file=sys.stderr)
             return 2
+    from wsframe.delivery.browser import install_browser_client
+    install_browser_client(server)   # /wsframe.js and /wsframe.d.ts, on every server
     if args.demo:
         from wsframe.tools.demo import install_demo
         install_demo(server)
