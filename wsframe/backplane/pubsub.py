@@ -15,6 +15,10 @@ process is skipped, so nobody gets a message twice. Messages from one
 publisher keep their order: Redis delivers a connection's publishes in
 order, and so does each server to its members.
 
+A channel that is not a room's (gateway mode's one channel per process,
+see :mod:`wsframe.server.gateway`) is subscribed with :meth:`RedisBackplane.listen`,
+in the same batches, and its messages go to its own handler.
+
 When Redis is down, local delivery goes on; broadcasts that could not be
 published are counted (``publish_failed``; ``BroadcastResult.published`` is
 ``False``), and once the connection is back every room still wanted is
@@ -64,6 +68,7 @@ class RedisBackplane:
         self.wanted: set[bytes] = set()       # channels this process has members for
         self.subscribed: set[bytes] = set()   # channels asked for on this connection
         self._sync_due = False
+        self._handlers: dict[bytes, Callable[[bytes], None]] = {}   # see listen()
         self.counts = dict.fromkeys((
             "published", "publish_failed", "received", "own_skipped", "malformed",
             "not_utf8", "subscribe_commands", "unsubscribe_commands"), 0)
@@ -96,6 +101,14 @@ class RedisBackplane:
             self.wanted.discard(channel)
             self._schedule_sync()
 
+    def listen(self, channel: bytes, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to ``channel``, not a room's, in the rooms' batches (and again after
+        every reconnect); ``handler(data)`` gets each message published there."""
+        self._handlers[channel] = handler
+        if channel not in self.wanted:
+            self.wanted.add(channel)
+            self._schedule_sync()
+
     def publish(self, room: str, payload: bytes, text: bool) -> bool:
         """Send a message to the other processes with members in ``room``; False (and
         counted in ``publish_failed``) when Redis cannot take it now."""
@@ -113,7 +126,7 @@ class RedisBackplane:
     def stats(self) -> dict:
         """For ``/health``: the connection's state and the counters."""
         return {**self.client.stats(), "prefix": self.prefix, "origin": self.origin,
-                "rooms": len(self.wanted), **self.counts}
+                "rooms": len(self.wanted) - len(self._handlers), **self.counts}
 
     # ---- subscriptions ----------------------------------------------------------------
 
@@ -161,6 +174,9 @@ class RedisBackplane:
 
     def _message(self, channel: bytes, data: bytes) -> None:
         self.counts["received"] += 1
+        handler = self._handlers.get(channel)
+        if handler is not None:
+            return handler(data)
         if not channel.startswith(self._prefix) or self._deliver is None:
             return
         try:

@@ -139,12 +139,14 @@ class RedisClient:
         return self._link._out_size if self._link is not None else 0
 
     def close(self) -> None:
-        """Disconnect and stay disconnected."""
+        """Disconnect and stay disconnected; commands sent this turn are still
+        written (one non-blocking try), their replies are not awaited."""
+        was_ready = self.state == "ready"
         self.state = "closed"
         self._cancel_timer()
         link, self._link = self._link, None
         if link is not None:
-            link._close_fd()
+            link._abort() if was_ready else link._close_fd()
 
     def stats(self) -> dict:
         return {"state": self.state, "url": str(self.address), "connects": self.connects,

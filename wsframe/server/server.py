@@ -265,8 +265,6 @@ class Server:
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
-        if self.backplane is not None:
-            self.backplane.close()
         for conn in list(self._conns):
             if conn.state is OPEN:
                 conn.close(code, reason)
@@ -277,11 +275,18 @@ class Server:
 
     def _check_shutdown(self) -> None:
         if self._stopping and not self._conns:
-            self.loop.stop()
+            self._stop_loop()
 
     def _finish_shutdown(self) -> None:
         for conn in list(self._conns):
             conn._abort()
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        # The backplane goes last: what the closes sent through it this turn (a
+        # gateway's close events) is still written.
+        if self.backplane is not None:
+            self.backplane.close()
         self.loop.stop()
 
     # ---- connections ----------------------------------------------------------------

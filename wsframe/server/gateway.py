@@ -1,0 +1,266 @@
+"""Gateway mode: the server only holds connections; backends do the work, through Redis.
+
+A message from a client is not handled in the server: it is appended to a
+Redis Stream of its route, and backends in any language read it with a
+consumer group, then answer through pub/sub, to a room or to one connection.
+Open and close events go into the same stream, so a backend knows who is
+there::
+
+    server = Server(backplane="redis://127.0.0.1:6379/0")
+    gateway = Gateway(server, maxlen=100_000)
+    server.route("/track/{order_id}", gateway.endpoint("track", room="order:{order_id}"))
+
+or ``wsframe serve --gateway --redis URL`` (routes ``/room/{name}`` and any
+other path; see :func:`wsframe.server.apps.install_gateway_app`).
+
+**The stream** of a route named ``R`` is ``wsframe:in:R`` (the prefix is
+``stream_prefix``), written with ``XADD <key> MAXLEN ~ <maxlen> * <fields>``:
+Redis keeps about the newest ``maxlen`` entries (``~``: it trims whole
+internal nodes, so the length may exceed ``maxlen`` by up to one node,
+``stream-node-max-entries``, 100 by default). Entries older than that are
+trimmed whether or not a backend has read them: size ``maxlen`` for the
+longest backend outage to ride out. Every entry has, in this order:
+
+==============  ==========================================================
+``type``        ``open``, ``text``, ``binary`` or ``close``
+``conn``        the connection's id, ``<origin>.<serial>``: unique across
+                processes (``origin`` is the process's backplane id)
+``route``       the route's name
+``room``        the room the connection is in (absent if the route has none)
+``param:<k>``   each route parameter (``/track/{order_id}``: ``param:order_id``)
+``data``        ``text`` and ``binary``: the message (text is UTF-8, §5.6)
+``path``        ``open``: the request path; ``query``: its query string
+``code``        ``close``: the close code (1006: no closing handshake,
+                §7.1.5); ``reason``: the reason
+==============  ==========================================================
+
+**Answers** go through pub/sub, nothing else (see
+:mod:`wsframe.backplane.envelope`): to a room, ``PUBLISH wsframe:room:<room>
+<message>`` reaches its members on every server; to one connection,
+``PUBLISH wsframe:conn:<origin> "\\x00conn=<id>\\n<message>"``: one channel
+per server process (the id up to its last dot), the connection named in the
+envelope. ``close=<code>`` in that envelope closes the connection.
+
+**Faults.** No call waits for Redis: an ``XADD`` is written with the
+loop's write path and its reply handled when it comes. A message that cannot
+be appended is never dropped silently: it is counted (``append_failed``)
+and its connection closed with **1013 Try Again Later** (IANA WebSocket
+Close Code Number Registry, established by RFC 6455 §11.7; §7.4.1 defines
+1000-1011), so the client knows to reconnect and send again. That happens
+when Redis is down or the connection to it is lost before the reply (the
+entry may then have been appended or not: a backend that must not see a
+message twice dedupes), when Redis answers with an error (e.g. ``OOM`` at
+``maxmemory``), and when more than ``max_in_flight`` bytes of entries are
+already waiting for Redis's replies (``append_refused`` too: the queue to
+Redis is full). While Redis is not connected, upgrades are refused with 503
+and ``Retry-After`` (no connection a backend could not hear of). A close
+event that cannot be appended is counted (the connection is gone already).
+"""
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Callable, Optional, Union
+
+from wsframe.backplane.envelope import BadEnvelope, decode
+from wsframe.backplane.redis import RedisError
+from wsframe.codec.close import TRY_AGAIN_LATER, is_sendable_code
+from wsframe.codec.http import Request
+from wsframe.errors import InvalidRequest
+from wsframe.sansio.protocol import OPEN
+from wsframe.server.admission import RETRY_AFTER
+from wsframe.server.connection import Endpoint, ServerConnection
+
+__all__ = ["Gateway", "GatewayEndpoint", "DEFAULT_MAXLEN", "STREAM_PREFIX", "CONN_PREFIX"]
+
+log = logging.getLogger("wsframe.gateway")
+
+DEFAULT_MAXLEN = 100_000          # entries kept per route stream (about)
+STREAM_PREFIX = "wsframe:in:"     # + the route's name
+CONN_PREFIX = "wsframe:conn:"     # + the process's origin: its connections' channel
+MAX_IN_FLIGHT = 16 << 20          # bytes of entries waiting for Redis's replies
+_OVERHEAD = 64                    # bytes counted per entry besides its data
+
+Room = Union[str, Callable[[Request, dict], Optional[str]], None]
+
+
+class Gateway:
+    """The Redis side of gateway mode for one server process (see the module docstring).
+
+    ``server`` must have a backplane (``Server(backplane=URL)``); its Redis
+    connection carries the appends, and its subscriptions the answers.
+    """
+
+    def __init__(self, server, *, maxlen: int = DEFAULT_MAXLEN,
+                 stream_prefix: str = STREAM_PREFIX, conn_prefix: str = CONN_PREFIX,
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        backplane = server.backplane
+        if backplane is None or not hasattr(backplane, "listen"):
+            raise ValueError("gateway mode needs a Redis backplane: Server(backplane=URL)")
+        if maxlen < 1:
+            raise ValueError(f"maxlen is at least 1, not {maxlen}")
+        self.server = server
+        self.backplane = backplane
+        self.client = backplane.client
+        self.maxlen = maxlen
+        self.stream_prefix = stream_prefix
+        self.max_in_flight = max_in_flight
+        self.origin: str = backplane.origin
+        self.channel = (conn_prefix + self.origin).encode("ascii")
+        self.conns: dict[str, ServerConnection] = {}   # id -> open connection
+        self.in_flight = 0      # bytes of appends whose replies are still due
+        self._serial = 0
+        self._maxlen = str(maxlen).encode("ascii")
+        self.counts = dict.fromkeys((
+            "appended", "append_failed", "append_refused", "closed_1013",
+            "close_events_lost", "to_conn", "to_conn_unknown", "to_conn_malformed",
+            "closed_by_backend", "refused_upgrades"), 0)
+        backplane.listen(self.channel, self._to_connection)
+
+    def endpoint(self, name: str, *, room: Room = None) -> "GatewayEndpoint":
+        """An endpoint whose connections' messages go to the stream of route ``name``;
+        ``room``: a template over the route's parameters (``"order:{order_id}"``) or
+        ``(request, params) -> room or None``: the room each connection joins."""
+        return GatewayEndpoint(self, name, room=room)
+
+    def stream(self, name: str) -> bytes:
+        """The stream key of route ``name``."""
+        return (self.stream_prefix + name).encode("utf-8", "surrogatepass")
+
+    def stats(self) -> dict:
+        """For ``/health``."""
+        return {"connections": len(self.conns), "in_flight_bytes": self.in_flight,
+                "channel": self.channel.decode(), "maxlen": self.maxlen, **self.counts}
+
+    # ---- appending -------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        self._serial += 1
+        return f"{self.origin}.{self._serial}"
+
+    def append(self, key: bytes, fields: list, conn_id: str, size: int) -> bool:
+        """``XADD key MAXLEN ~ maxlen * fields``; False when it cannot be sent now. Any
+        failure, now or when Redis answers, is counted and closes ``conn_id`` with 1013."""
+        size += _OVERHEAD
+        if self.in_flight + size > self.max_in_flight:
+            self.counts["append_refused"] += 1
+            self._failed(conn_id, "the queue to Redis is full")
+            return False
+        self.in_flight += size
+        return self.client.command(b"XADD", key, b"MAXLEN", b"~", self._maxlen, b"*", *fields,
+                                   callback=partial(self._appended, conn_id, size))
+
+    def _appended(self, conn_id: str, size: int, reply) -> None:
+        self.in_flight -= size
+        if isinstance(reply, RedisError):
+            self._failed(conn_id, str(reply))
+        else:
+            self.counts["appended"] += 1
+
+    def _failed(self, conn_id: str, why: str) -> None:
+        self.counts["append_failed"] += 1
+        conn = self.conns.get(conn_id)
+        if conn is None:  # its close event: the connection is gone already
+            self.counts["close_events_lost"] += 1
+            log.warning("gateway: the close event of %s was not appended: %s", conn_id, why)
+            return
+        if conn.state is OPEN:
+            log.warning("gateway: closing %s with 1013: a message was not appended: %s",
+                        conn_id, why)
+            self.counts["closed_1013"] += 1
+            conn.close(TRY_AGAIN_LATER, "try again later")
+
+    # ---- answers to one connection ----------------------------------------------------
+
+    def _to_connection(self, data: bytes) -> None:
+        """A message on this process's channel: for the connection its envelope names."""
+        try:
+            message = decode(data)
+        except BadEnvelope:
+            message = None
+        if message is None or message.conn is None:
+            self.counts["to_conn_malformed"] += 1
+            return
+        conn = self.conns.get(message.conn)
+        if conn is None or conn.state is not OPEN:
+            self.counts["to_conn_unknown"] += 1   # gone already, or never here
+            return
+        if message.close is not None:
+            code = message.close
+            reason = message.payload.decode("utf-8", "replace")
+            if not is_sendable_code(code) or len(reason.encode()) > 123:
+                self.counts["to_conn_malformed"] += 1   # §7.4, §5.5.1
+                return
+            self.counts["closed_by_backend"] += 1
+            conn.close(code, reason)
+            return
+        self.counts["to_conn"] += 1
+        conn.send(message.payload, text=message.text)
+
+
+class GatewayEndpoint(Endpoint):
+    """A route in gateway mode: opens, messages and closes go to the route's stream.
+
+    The connection's ``data`` slot holds its gateway state; subclasses may
+    vet upgrades in :meth:`on_upgrade` (call this one too).
+    """
+
+    def __init__(self, gateway: Gateway, name: str, *, room: Room = None) -> None:
+        self.gateway = gateway
+        self.name = name
+        self.key = gateway.stream(name)
+        self.room = room
+
+    def on_upgrade(self, request: Request, params: dict) -> None:
+        """Refuse (503, Retry-After) while Redis is not connected."""
+        if not self.gateway.client.ready:
+            self.gateway.counts["refused_upgrades"] += 1
+            raise InvalidRequest(503, "the backends' queue (Redis) is not reachable",
+                                 RETRY_AFTER)
+
+    def room_of(self, request: Request, params: dict) -> Optional[str]:
+        """The room a new connection joins (see :meth:`Gateway.endpoint`)."""
+        room = self.room
+        if room is None or isinstance(room, str):
+            return room.format(**params) if room is not None else None
+        return room(request, params)
+
+    def on_open(self, conn: ServerConnection, request: Request, params: dict) -> None:
+        gateway = self.gateway
+        conn_id = gateway._new_id()
+        fields = [b"conn", conn_id, b"route", self.name]
+        room = self.room_of(request, params)
+        if room is not None:
+            conn.join(room)
+            fields += (b"room", room)
+        for key, value in params.items():
+            fields += ("param:" + key, value)
+        conn.data = _State(conn_id, fields)
+        gateway.conns[conn_id] = conn
+        gateway.append(self.key, [b"type", b"open", *fields, b"path", request.path,
+                                  b"query", request.query], conn_id, 0)
+
+    def on_message(self, conn: ServerConnection, message: Union[str, bytes]) -> None:
+        state = conn.data
+        kind = b"text" if message.__class__ is str else b"binary"
+        self.gateway.append(self.key, [b"type", kind, *state.fields, b"data", message],
+                            state.id, len(message))
+
+    def on_close(self, conn: ServerConnection, code: int, reason: str) -> None:
+        state = conn.data
+        if state is None:
+            return
+        gateway = self.gateway
+        gateway.conns.pop(state.id, None)
+        gateway.append(self.key, [b"type", b"close", *state.fields, b"code", str(code),
+                                  b"reason", reason], state.id, 0)
+
+
+class _State:
+    """A gateway connection's id and the fields every entry of it carries."""
+
+    __slots__ = ("id", "fields")
+
+    def __init__(self, conn_id: str, fields: list) -> None:
+        self.id = conn_id
+        self.fields = fields
