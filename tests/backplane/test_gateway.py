@@ -327,3 +327,81 @@ def test_the_cli_gateway_needs_redis():
     out = subprocess.run([sys.executable, "-m", "wsframe", "serve", "--gateway"], cwd=ROOT,
                          capture_output=True, timeout=30)
     assert out.returncode == 2 and b"--redis" in out.stderr
+
+
+def doc_commands():
+    """The shell lines of docs/howto/gateway.md's redis-cli walk-through."""
+    text = (ROOT / "docs" / "howto" / "gateway.md").read_text()
+    block = text.split("## The same with redis-cli", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_the_redis_cli_walkthrough(redis_server):
+    """The documented redis-cli steps, run as written (redis-cli pointed at the test's port)."""
+    def sh(line, **env):
+        line = line.replace("redis-cli", f"{redis_server.cli_binary} -p {redis_server.port}")
+        out = subprocess.run(["bash", "-c", line], capture_output=True, timeout=20,
+                             env={**os.environ, **env})
+        assert out.returncode == 0 and b"ERR" not in out.stdout, (line, out)
+        return out.stdout.decode()
+    create, read, to_conn, to_room, ack, pending, claim = doc_commands()
+    with gateways(redis_server.url) as [(_, port, _)]:
+        assert sh(create).strip() == "OK"
+        ws = connect(f"ws://127.0.0.1:{port}/room/order:42")
+        watcher = connect(f"ws://127.0.0.1:{port}/room/order:42")
+        lines = sh(read).split()
+        ids = [lines[i + 1] for i, word in enumerate(lines) if word == "conn"]
+        assert len(ids) == 2   # both open events, read by cli-1
+        entry_ids = [word for word in lines if word.count("-") == 1 and word[0].isdigit()]
+        first = ids[0]
+        assert sh(to_conn, ID=first, ORIGIN=first.rpartition(".")[0]).strip() == "1"
+        receiver, other = (ws, watcher) if ws.recv(timeout=5) == "welcome" else (watcher, ws)
+        assert receiver is ws   # the first open event is the first connection's
+        with pytest.raises(TimeoutError):
+            other.recv(timeout=0.3)
+        assert sh(to_room).strip() == "1"   # one server has members
+        for client in (ws, watcher):
+            assert client.recv(timeout=5) == '{"lat":52.5,"lon":13.4}'
+        sh(ack)   # the documented id is an example: acknowledges nothing here
+        assert sh(pending).split()[0] == "2"
+        sh(claim)   # pending for less than 60 s: nothing taken over yet
+        ack_these = ack.replace("1733100000000-0", " ".join(entry_ids))
+        assert sh(ack_these).strip() == "2"
+        assert sh(pending).split()[0] == "0"
+        ws.send("claim me")
+        assert "claim me" in sh(read)   # cli-1 reads it, then "crashes" without XACK
+        claimed = sh(claim.replace(" 60000 ", " 0 "))   # no wait in a test
+        assert "claim me" in claimed
+        assert redis_server.cli("XINFO", "CONSUMERS", "wsframe:in:room", "backend").count(
+            "cli-2") == 1
+        ws.close()
+        watcher.close()
+
+
+def test_the_cli_gateway_with_workers(redis_server):
+    server, port = serve_cli("--gateway", "--redis", redis_server.url, "--workers", "2")
+    try:
+        def ready():
+            try:
+                state = health(port)
+            except (OSError, urllib.error.URLError):
+                return False
+            return state["totals"]["workers"] == 2 and all(
+                "gateway" in w and w["backplane"]["state"] == "ready" for w in state["workers"])
+        assert wait_for(ready, 30), f"the workers did not come up (exit {server.poll()})"
+        r = redis.Redis(port=redis_server.port)
+        assert wait_for(lambda: len(r.pubsub_channels("wsframe:conn:*")) == 2, 10)
+        clients = [connect(f"ws://127.0.0.1:{port}/room/r{i}") for i in range(6)]
+        ids = [fields[b"conn"] for fields in wait_entries(r, 6)]
+        assert len({conn_id.rsplit(b".", 1)[0] for conn_id in ids}) == 2   # both workers
+        for conn_id in ids:
+            origin = conn_id.rsplit(b".", 1)[0]
+            assert r.publish(b"wsframe:conn:" + origin, b"\x00conn=" + conn_id + b"\nto " +
+                             conn_id) == 1
+        got = sorted(ws.recv(timeout=5) for ws in clients)
+        assert got == sorted("to " + conn_id.decode() for conn_id in ids)
+        for ws in clients:
+            ws.close()
+        r.close()
+    finally:
+        stop(server)

@@ -17,7 +17,6 @@ instead: the same paths, but messages go to backends through Redis streams
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 from wsframe.server.gateway import Gateway
 from wsframe.server.server import Endpoint, HttpResponse, Server
@@ -59,11 +58,11 @@ def install_gateway_app(server: Server, **options) -> Gateway:
     gateway = Gateway(server, **options)
     server.route("/room/{name}", gateway.endpoint("room", room="{name}"), partition="{name}")
     server.default = gateway.endpoint("default")
-    _install_health(server, gateway)
+    _install_health(server)
     return gateway
 
 
-def _install_health(server: Server, gateway: Optional[Gateway] = None) -> None:
+def _install_health(server: Server) -> None:
     def health(request):
         body = {"status": "ok", "connections": len(server._conns), "rooms": len(server.rooms),
                 **server.stats.as_dict()}
@@ -71,7 +70,7 @@ def _install_health(server: Server, gateway: Optional[Gateway] = None) -> None:
             body["backplane"] = server.backplane.stats()
             if body["backplane"].get("state") != "ready":
                 body["status"] = "degraded"
-        if gateway is not None:
-            body["gateway"] = gateway.stats()
+        if server.gateway is not None:
+            body["gateway"] = server.gateway.stats()
         return HttpResponse(200, (json.dumps(body) + "\n").encode(), "application/json")
     server.http("/health", health)

@@ -46,7 +46,7 @@ loop's write path and its reply handled when it comes. A message that cannot
 be appended is never dropped silently: it is counted (``append_failed``)
 and its connection closed with **1013 Try Again Later** (IANA WebSocket
 Close Code Number Registry, established by RFC 6455 §11.7; §7.4.1 defines
-1000-1011), so the client knows to reconnect and send again. That happens
+1000-1011 and 1015), so the client knows to reconnect and send again. That happens
 when Redis is down or the connection to it is lost before the reply (the
 entry may then have been appended or not: a backend that must not see a
 message twice dedupes), when Redis answers with an error (e.g. ``OOM`` at
@@ -116,6 +116,7 @@ class Gateway:
             "close_events_lost", "to_conn", "to_conn_unknown", "to_conn_malformed",
             "closed_by_backend", "refused_upgrades"), 0)
         backplane.listen(self.channel, self._to_connection)
+        server.gateway = self   # for /health, here and in a worker's stats
 
     def endpoint(self, name: str, *, room: Room = None) -> "GatewayEndpoint":
         """An endpoint whose connections' messages go to the stream of route ``name``;

@@ -147,6 +147,7 @@ class Server:
         self._configure_ticks()
         self.loop.on_tick(self._sweep)
         self.backplane = None
+        self.gateway = None   # gateway mode's Redis side (wsframe.server.gateway), if any
         if backplane is not None:
             self.use_backplane(backplane)
 
