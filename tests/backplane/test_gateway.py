@@ -215,6 +215,7 @@ def test_redis_down_closes_with_1013_counted_and_the_loop_goes_on(redis_server, 
         state = health(port)   # the loop answers
         assert state["status"] == "degraded"
         assert state["gateway"]["append_failed"] >= 1 and state["gateway"]["closed_1013"] == 1
+        assert wait_for(lambda: gateway.counts["close_events_lost"] == 1, 5)   # its close event
         with pytest.raises(InvalidResponse) as refused:
             connect(f"ws://127.0.0.1:{port}/room/r")
         assert "503" in str(refused.value)
@@ -227,6 +228,19 @@ def test_redis_down_closes_with_1013_counted_and_the_loop_goes_on(redis_server, 
         assert wait_for(lambda: any(f.get(b"data") == b"back"
                                     for f in entries(redis.Redis(port=redis_server.port))), 10)
         again.close()
+
+
+def test_an_entry_redis_refuses_closes_with_1013(redis_server, r):
+    with gateways(redis_server.url) as [(server, port, gateway)]:
+        ws = connect(f"ws://127.0.0.1:{port}/room/oom")
+        wait_entries(r, 1)
+        r.config_set("maxmemory-policy", "noeviction")
+        r.config_set("maxmemory", 1)   # every write is refused: -OOM
+        ws.send("no room for me")
+        assert closed_with(ws) == 1013
+        assert gateway.counts["append_failed"] >= 1 and gateway.counts["append_refused"] == 0
+        assert server.backplane.client.ready   # an error reply, not a lost connection
+        r.config_set("maxmemory", 0)
 
 
 def test_a_full_queue_to_redis_closes_with_1013(redis_server, r):

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from wsframe.backplane.envelope import BadEnvelope, decode
 from wsframe.backplane.redis import RedisError
@@ -70,6 +70,9 @@ from wsframe.errors import InvalidRequest
 from wsframe.sansio.protocol import OPEN
 from wsframe.server.admission import RETRY_AFTER
 from wsframe.server.connection import Endpoint, ServerConnection
+
+if TYPE_CHECKING:
+    from wsframe.server.server import Server
 
 __all__ = ["Gateway", "GatewayEndpoint", "DEFAULT_MAXLEN", "STREAM_PREFIX", "CONN_PREFIX"]
 
@@ -91,7 +94,7 @@ class Gateway:
     connection carries the appends, and its subscriptions the answers.
     """
 
-    def __init__(self, server, *, maxlen: int = DEFAULT_MAXLEN,
+    def __init__(self, server: "Server", *, maxlen: int = DEFAULT_MAXLEN,
                  stream_prefix: str = STREAM_PREFIX, conn_prefix: str = CONN_PREFIX,
                  max_in_flight: int = MAX_IN_FLIGHT) -> None:
         backplane = server.backplane
@@ -139,33 +142,35 @@ class Gateway:
         self._serial += 1
         return f"{self.origin}.{self._serial}"
 
-    def append(self, key: bytes, fields: list, conn_id: str, size: int) -> bool:
+    def append(self, key: bytes, fields: list, conn_id: str, size: int, *,
+               close_event: bool = False) -> bool:
         """``XADD key MAXLEN ~ maxlen * fields``; False when it cannot be sent now. Any
-        failure, now or when Redis answers, is counted and closes ``conn_id`` with 1013."""
+        failure, now or when Redis answers, is counted and closes ``conn_id`` with 1013
+        (``close_event``: the entry says it has closed; only counted)."""
         size += _OVERHEAD
         if self.in_flight + size > self.max_in_flight:
             self.counts["append_refused"] += 1
-            self._failed(conn_id, "the queue to Redis is full")
+            self._failed(conn_id, close_event, "the queue to Redis is full")
             return False
         self.in_flight += size
         return self.client.command(b"XADD", key, b"MAXLEN", b"~", self._maxlen, b"*", *fields,
-                                   callback=partial(self._appended, conn_id, size))
+                                   callback=partial(self._appended, conn_id, size, close_event))
 
-    def _appended(self, conn_id: str, size: int, reply) -> None:
+    def _appended(self, conn_id: str, size: int, close_event: bool, reply) -> None:
         self.in_flight -= size
         if isinstance(reply, RedisError):
-            self._failed(conn_id, str(reply))
+            self._failed(conn_id, close_event, str(reply))
         else:
             self.counts["appended"] += 1
 
-    def _failed(self, conn_id: str, why: str) -> None:
+    def _failed(self, conn_id: str, close_event: bool, why: str) -> None:
         self.counts["append_failed"] += 1
-        conn = self.conns.get(conn_id)
-        if conn is None:  # its close event: the connection is gone already
+        if close_event:  # the connection is gone already
             self.counts["close_events_lost"] += 1
             log.warning("gateway: the close event of %s was not appended: %s", conn_id, why)
             return
-        if conn.state is OPEN:
+        conn = self.conns.get(conn_id)
+        if conn is not None and conn.state is OPEN:
             log.warning("gateway: closing %s with 1013: a message was not appended: %s",
                         conn_id, why)
             self.counts["closed_1013"] += 1
@@ -227,6 +232,7 @@ class GatewayEndpoint(Endpoint):
         return room(request, params)
 
     def on_open(self, conn: ServerConnection, request: Request, params: dict) -> None:
+        """Give the connection its id, join its room, append the ``open`` entry."""
         gateway = self.gateway
         conn_id = gateway._new_id()
         fields = [b"conn", conn_id, b"route", self.name]
@@ -242,19 +248,21 @@ class GatewayEndpoint(Endpoint):
                                   b"query", request.query], conn_id, 0)
 
     def on_message(self, conn: ServerConnection, message: Union[str, bytes]) -> None:
+        """Append a ``text`` or ``binary`` entry; nothing else happens here."""
         state = conn.data
         kind = b"text" if message.__class__ is str else b"binary"
         self.gateway.append(self.key, [b"type", kind, *state.fields, b"data", message],
                             state.id, len(message))
 
     def on_close(self, conn: ServerConnection, code: int, reason: str) -> None:
+        """Append the ``close`` entry, with the code and reason, and forget the id."""
         state = conn.data
         if state is None:
             return
         gateway = self.gateway
         gateway.conns.pop(state.id, None)
         gateway.append(self.key, [b"type", b"close", *state.fields, b"code", str(code),
-                                  b"reason", reason], state.id, 0)
+                                  b"reason", reason], state.id, 0, close_event=True)
 
 
 class _State:
