@@ -230,6 +230,19 @@ def test_redis_down_closes_with_1013_counted_and_the_loop_goes_on(redis_server, 
         again.close()
 
 
+def test_an_entry_in_flight_when_redis_dies_closes_with_1013(redis_server, r):
+    with gateways(redis_server.url) as [(server, port, gateway)]:
+        ws = connect(f"ws://127.0.0.1:{port}/room/gone")
+        wait_entries(r, 1)
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)   # the XADD is sent, no reply comes
+        ws.send("in flight")
+        assert wait_for(lambda: gateway.in_flight > 0, 5)
+        redis_server.stop()   # SIGKILL: the connection to Redis ends before the reply
+        assert closed_with(ws) == 1013
+        assert gateway.in_flight == 0 and gateway.counts["append_failed"] >= 1
+        assert gateway.counts["append_refused"] == 0
+
+
 def test_an_entry_redis_refuses_closes_with_1013(redis_server, r):
     with gateways(redis_server.url) as [(server, port, gateway)]:
         ws = connect(f"ws://127.0.0.1:{port}/room/oom")
