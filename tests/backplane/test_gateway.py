@@ -15,10 +15,12 @@ import urllib.request
 
 import pytest
 
+from wsframe import codec
 from wsframe.client.blocking import connect
+from wsframe.codec.frames import OP_CLOSE, OP_TEXT
 from wsframe.errors import ConnectionClosed, InvalidResponse
 from wsframe.server.apps import install_gateway_app
-from tests.helpers import running_server, wait_for
+from tests.helpers import RawPeer, running_server, wait_for
 from tests.services import free_port
 
 redis = pytest.importorskip("redis", reason="the gateway's backend side is redis-py")
@@ -256,24 +258,44 @@ def test_an_entry_redis_refuses_closes_with_1013(redis_server, r):
         r.config_set("maxmemory", 0)
 
 
-def test_a_full_queue_to_redis_closes_with_1013(redis_server, r):
-    with gateways(redis_server.url, max_in_flight=8 * 1024) as [(server, port, gateway)]:
-        ws = connect(f"ws://127.0.0.1:{port}/room/q")
+def test_a_slow_redis_pauses_reading_instead_of_closing(redis_server, r):
+    with gateways(redis_server.url, pause_reading_at=4096) as [(server, port, gateway)]:
+        ws = connect(f"ws://127.0.0.1:{port}/room/slow")
         wait_entries(r, 1)
         os.kill(redis_server.proc.pid, signal.SIGSTOP)   # Redis takes bytes, answers nothing
         try:
-            with pytest.raises(ConnectionClosed) as info:
-                for _ in range(100):   # 100 x 1 KiB: past 8 KiB waiting for replies
-                    ws.send("x" * 1024)
-                    with contextlib.suppress(TimeoutError):
-                        ws.recv(timeout=0.02)
-                ws.recv(timeout=5)
-            assert info.value.code == 1013
-            assert gateway.counts["append_refused"] >= 1
+            for i in range(50):   # 50 x 1 KiB: past 4 KiB waiting, this connection is not read
+                ws.send(f"{i:04d}" + "x" * 1020)
+            assert wait_for(lambda: gateway.counts["paused_reading"] >= 1, 5)
+            assert gateway.in_flight < 60 * 1024 and gateway.counts["append_failed"] == 0
+        finally:
+            os.kill(redis_server.proc.pid, signal.SIGCONT)
+        assert wait_for(lambda: gateway.counts["appended"] == 51, 10)   # read again, all of it
+        assert [f[b"data"][:4] for f in entries(r)[1:]] == [b"%04d" % i for i in range(50)]
+        assert gateway.counts["closed_1013"] == 0 and gateway.in_flight == 0
+        ws.close()
+
+
+def test_a_full_queue_to_redis_closes_with_1013(redis_server, r):
+    with gateways(redis_server.url, max_in_flight=8 * 1024,
+                  pause_reading_at=4096) as [(server, port, gateway)]:
+        peer = RawPeer(port, "/room/q")
+        wait_entries(r, 1)
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)   # Redis takes bytes, answers nothing
+        try:
+            # 100 x 1 KiB in one write: read at once, past the 8 KiB that may wait for replies
+            peer.sock.sendall(b"".join(codec.client_frame(OP_TEXT, b"x" * 1024)
+                                       for _ in range(100)))
+            frames = peer.frames(until=lambda found: any(f.opcode == OP_CLOSE for f in found))
+            close = [f for f in frames if f.opcode == OP_CLOSE][0]
+            assert int.from_bytes(close.payload[:2], "big") == 1013
+            assert gateway.counts["append_refused"] >= 1 and gateway.counts["closed_1013"] == 1
+            assert gateway.counts["dropped_after_1013"] >= 1   # the rest of that read: counted
             assert health(port)["gateway"]["closed_1013"] == 1   # the loop answers meanwhile
         finally:
             os.kill(redis_server.proc.pid, signal.SIGCONT)
         assert wait_for(lambda: gateway.in_flight == 0, 10)   # every reply came, counted
+        peer.close()
 
 
 def test_maxlen_bounds_the_stream(redis_server, r):

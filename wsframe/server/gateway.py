@@ -41,20 +41,29 @@ longest backend outage to ride out. Every entry has, in this order:
 per server process (the id up to its last dot), the connection named in the
 envelope. ``close=<code>`` in that envelope closes the connection.
 
-**Faults.** No call waits for Redis: an ``XADD`` is written with the
-loop's write path and its reply handled when it comes. A message that cannot
-be appended is never dropped silently: it is counted (``append_failed``)
-and its connection closed with **1013 Try Again Later** (IANA WebSocket
-Close Code Number Registry, established by RFC 6455 §11.7; §7.4.1 defines
-1000-1011 and 1015), so the client knows to reconnect and send again. That happens
-when Redis is down or the connection to it is lost before the reply (the
-entry may then have been appended or not: a backend that must not see a
-message twice dedupes), when Redis answers with an error (e.g. ``OOM`` at
-``maxmemory``), and when more than ``max_in_flight`` bytes of entries are
-already waiting for Redis's replies (``append_refused`` too: the queue to
-Redis is full). While Redis is not connected, upgrades are refused with 503
-and ``Retry-After`` (no connection a backend could not hear of). A close
-event that cannot be appended is counted (the connection is gone already).
+**Flow control.** No call waits for Redis: an ``XADD`` is written with the
+loop's write path and its reply handled when it comes. While more than
+``pause_reading_at`` bytes of entries (1 MiB) wait for Redis's replies, a
+connection that appends is not read any more (TCP holds its client back);
+reading resumes once half of that is answered. What one read already
+brought in (up to the loop's 256 KiB buffer) is still appended.
+
+**Faults.** A message that cannot be appended is never dropped silently: it
+is counted (``append_failed``) and its connection closed with **1013 Try
+Again Later** (IANA WebSocket Close Code Number Registry, established by
+RFC 6455 §11.7; §7.4.1 defines 1000-1011 and 1015), so the client knows to
+reconnect and send again; the rest of what it sent meanwhile is counted
+(``dropped_after_1013``), not appended, so a backend sees no gap in the
+middle of a connection's messages. That happens when Redis is down or the
+connection to it is lost before the reply (the entry may then have been
+appended or not: a backend that must not see a message twice dedupes), when
+Redis answers with an error (e.g. ``OOM`` at ``maxmemory``), and when more
+than ``max_in_flight`` bytes (24 MiB) would wait for replies
+(``append_refused`` too: the queue to Redis is full; flow control keeps
+that for floods that arrive in one go). While Redis is not connected,
+upgrades are refused with 503 and ``Retry-After`` (no connection a backend
+could not hear of). A close event that cannot be appended is counted
+(``close_events_lost``; the connection is gone already).
 """
 from __future__ import annotations
 
@@ -67,6 +76,7 @@ from wsframe.backplane.redis import RedisError
 from wsframe.codec.close import TRY_AGAIN_LATER, is_sendable_code
 from wsframe.codec.http import Request
 from wsframe.errors import InvalidRequest
+from wsframe.loop.eventloop import IO_NOT_READING
 from wsframe.sansio.protocol import OPEN
 from wsframe.server.admission import RETRY_AFTER
 from wsframe.server.connection import Endpoint, ServerConnection
@@ -81,8 +91,10 @@ log = logging.getLogger("wsframe.gateway")
 DEFAULT_MAXLEN = 100_000          # entries kept per route stream (about)
 STREAM_PREFIX = "wsframe:in:"     # + the route's name
 CONN_PREFIX = "wsframe:conn:"     # + the process's origin: its connections' channel
-MAX_IN_FLIGHT = 16 << 20          # bytes of entries waiting for Redis's replies
-_OVERHEAD = 64                    # bytes counted per entry besides its data
+MAX_IN_FLIGHT = 24 << 20          # bytes of entries waiting for Redis's replies: past it, 1013
+                                  # (below the Redis client's own 32 MiB queue limit)
+PAUSE_READING_AT = 1 << 20        # past it, connections that append are not read for a while
+_ARG = 8                          # RESP bytes around one argument: "$<length>\r\n...\r\n"
 
 Room = Union[str, Callable[[Request, dict], Optional[str]], None]
 
@@ -96,7 +108,8 @@ class Gateway:
 
     def __init__(self, server: "Server", *, maxlen: int = DEFAULT_MAXLEN,
                  stream_prefix: str = STREAM_PREFIX, conn_prefix: str = CONN_PREFIX,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT,
+                 pause_reading_at: int = PAUSE_READING_AT) -> None:
         backplane = server.backplane
         if backplane is None or not hasattr(backplane, "listen"):
             raise ValueError("gateway mode needs a Redis backplane: Server(backplane=URL)")
@@ -108,6 +121,8 @@ class Gateway:
         self.maxlen = maxlen
         self.stream_prefix = stream_prefix
         self.max_in_flight = max_in_flight
+        self.pause_reading_at = pause_reading_at
+        self._paused: set[ServerConnection] = set()   # connections not read, for Redis
         self.origin: str = backplane.origin
         self.channel = (conn_prefix + self.origin).encode("ascii")
         self.conns: dict[str, ServerConnection] = {}   # id -> open connection
@@ -117,7 +132,8 @@ class Gateway:
         self.counts = dict.fromkeys((
             "appended", "append_failed", "append_refused", "closed_1013",
             "close_events_lost", "to_conn", "to_conn_unknown", "to_conn_malformed",
-            "closed_by_backend", "refused_upgrades"), 0)
+            "closed_by_backend", "refused_upgrades", "paused_reading",
+            "dropped_after_1013"), 0)
         backplane.listen(self.channel, self._to_connection)
         server.gateway = self   # for /health, here and in a worker's stats
 
@@ -142,39 +158,62 @@ class Gateway:
         self._serial += 1
         return f"{self.origin}.{self._serial}"
 
-    def append(self, key: bytes, fields: list, conn_id: str, size: int, *,
+    def append(self, conn: ServerConnection, key: bytes, fields: list, size: int, *,
                close_event: bool = False) -> bool:
-        """``XADD key MAXLEN ~ maxlen * fields``; False when it cannot be sent now. Any
-        failure, now or when Redis answers, is counted and closes ``conn_id`` with 1013
-        (``close_event``: the entry says it has closed; only counted)."""
-        size += _OVERHEAD
+        """``XADD key MAXLEN ~ maxlen * fields`` for ``conn`` (``size``: about the bytes
+        it takes); False when it cannot be sent now. Any failure, now or when Redis
+        answers, is counted and closes ``conn`` with 1013 (``close_event``: the entry
+        says it has closed; only counted)."""
         if self.in_flight + size > self.max_in_flight:
             self.counts["append_refused"] += 1
-            self._failed(conn_id, close_event, "the queue to Redis is full")
+            self._failed(conn, close_event, "the queue to Redis is full")
             return False
         self.in_flight += size
+        if self.in_flight > self.pause_reading_at and not close_event:
+            self._pause(conn)
         return self.client.command(b"XADD", key, b"MAXLEN", b"~", self._maxlen, b"*", *fields,
-                                   callback=partial(self._appended, conn_id, size, close_event))
+                                   callback=partial(self._appended, conn, size, close_event))
 
-    def _appended(self, conn_id: str, size: int, close_event: bool, reply) -> None:
+    def _appended(self, conn: ServerConnection, size: int, close_event: bool, reply) -> None:
         self.in_flight -= size
         if isinstance(reply, RedisError):
-            self._failed(conn_id, close_event, str(reply))
+            self._failed(conn, close_event, str(reply))
         else:
             self.counts["appended"] += 1
+        if self._paused and self.in_flight <= self.pause_reading_at // 2:
+            self._resume()
 
-    def _failed(self, conn_id: str, close_event: bool, why: str) -> None:
+    def _failed(self, conn: ServerConnection, close_event: bool, why: str) -> None:
         self.counts["append_failed"] += 1
+        state = conn.data
         if close_event:  # the connection is gone already
             self.counts["close_events_lost"] += 1
-            log.warning("gateway: the close event of %s was not appended: %s", conn_id, why)
+            log.warning("gateway: the close event of %s was not appended: %s", state.id, why)
             return
-        conn = self.conns.get(conn_id)
-        if conn is not None and conn.state is OPEN:
-            log.warning("gateway: closing %s with 1013: a message was not appended: %s",
-                        conn_id, why)
+        if not state.failed:
+            state.failed = True   # nothing more of it goes to Redis: no gaps in what a backend sees
             self.counts["closed_1013"] += 1
-            conn.close(TRY_AGAIN_LATER, "try again later")
+            log.warning("gateway: closing %s with 1013: a message was not appended: %s",
+                        state.id, why)
+            if conn.state is OPEN:
+                conn.close(TRY_AGAIN_LATER, "try again later")
+
+    # ---- input backpressure -----------------------------------------------------------
+
+    def _pause(self, conn: ServerConnection) -> None:
+        """Too much waits for Redis: read no more from ``conn`` (TCP holds its data back)."""
+        if conn not in self._paused and conn.fd >= 0:
+            self._paused.add(conn)
+            self.counts["paused_reading"] += 1
+            self.server.loop.want_read(conn.fd, False)
+
+    def _resume(self) -> None:
+        paused, self._paused = self._paused, set()
+        want_read = self.server.loop.want_read
+        for conn in paused:
+            # not one its own output backpressure holds (FdStream resumes that one itself)
+            if conn.fd >= 0 and not conn._io & IO_NOT_READING:
+                want_read(conn.fd, True)
 
     # ---- answers to one connection ----------------------------------------------------
 
@@ -242,17 +281,26 @@ class GatewayEndpoint(Endpoint):
             fields += (b"room", room)
         for key, value in params.items():
             fields += ("param:" + key, value)
-        conn.data = _State(conn_id, fields)
+        state = conn.data = _State(conn_id, fields)
         gateway.conns[conn_id] = conn
-        gateway.append(self.key, [b"type", b"open", *fields, b"path", request.path,
-                                  b"query", request.query], conn_id, 0)
+        gateway.append(conn, self.key, [b"type", b"open", *fields, b"path", request.path,
+                                        b"query", request.query],
+                       state.size + len(request.target))
 
     def on_message(self, conn: ServerConnection, message: Union[str, bytes]) -> None:
         """Append a ``text`` or ``binary`` entry; nothing else happens here."""
         state = conn.data
-        kind = b"text" if message.__class__ is str else b"binary"
-        self.gateway.append(self.key, [b"type", kind, *state.fields, b"data", message],
-                            state.id, len(message))
+        if state.failed:   # closing with 1013: the client sends it again after reconnecting
+            self.gateway.counts["dropped_after_1013"] += 1
+            return
+        if message.__class__ is str:
+            kind = b"text"
+            raw = conn._text   # (the str, its UTF-8 bytes) while this handler runs
+            size = len(raw[1]) if raw is not None and raw[0] is message else len(message) * 4
+        else:
+            kind, size = b"binary", len(message)
+        self.gateway.append(conn, self.key, [b"type", kind, *state.fields, b"data", message],
+                            state.size + size)
 
     def on_close(self, conn: ServerConnection, code: int, reason: str) -> None:
         """Append the ``close`` entry, with the code and reason, and forget the id."""
@@ -261,15 +309,22 @@ class GatewayEndpoint(Endpoint):
             return
         gateway = self.gateway
         gateway.conns.pop(state.id, None)
-        gateway.append(self.key, [b"type", b"close", *state.fields, b"code", str(code),
-                                  b"reason", reason], state.id, 0, close_event=True)
+        gateway._paused.discard(conn)
+        gateway.append(conn, self.key, [b"type", b"close", *state.fields, b"code", str(code),
+                                        b"reason", reason], state.size + len(reason),
+                       close_event=True)
 
 
 class _State:
-    """A gateway connection's id and the fields every entry of it carries."""
+    """A gateway connection's id, the fields every entry of it carries, and whether an
+    entry of it failed (it is closing with 1013)."""
 
-    __slots__ = ("id", "fields")
+    __slots__ = ("id", "fields", "size", "failed")
 
     def __init__(self, conn_id: str, fields: list) -> None:
         self.id = conn_id
         self.fields = fields
+        # the RESP bytes of the XADD but its data, about: 6 arguments before the fields,
+        # type and kind, data's name, and these fields (ASCII names; values as they are)
+        self.size = 48 + _ARG * (len(fields) + 9) + sum(len(field) for field in fields)
+        self.failed = False
