@@ -267,23 +267,27 @@ def test_a_slow_redis_pauses_reading_instead_of_closing(redis_server, r):
             for i in range(50):   # 50 x 1 KiB: past 4 KiB waiting, this connection is not read
                 ws.send(f"{i:04d}" + "x" * 1020)
             assert wait_for(lambda: gateway.counts["paused_reading"] >= 1, 5)
-            assert gateway.in_flight < 60 * 1024 and gateway.counts["append_failed"] == 0
+            assert gateway.in_flight <= 4096 + 2048   # the rest waits in its backlog
+            assert gateway.counts["append_failed"] == 0
         finally:
             os.kill(redis_server.proc.pid, signal.SIGCONT)
         assert wait_for(lambda: gateway.counts["appended"] == 51, 10)   # read again, all of it
         assert [f[b"data"][:4] for f in entries(r)[1:]] == [b"%04d" % i for i in range(50)]
         assert gateway.counts["closed_1013"] == 0 and gateway.in_flight == 0
+        assert gateway.backlog == 0 and not gateway._waiting
+        ws.send("still open")   # read again
+        assert wait_for(lambda: gateway.counts["appended"] == 52, 10)
         ws.close()
 
 
 def test_a_full_queue_to_redis_closes_with_1013(redis_server, r):
-    with gateways(redis_server.url, max_in_flight=8 * 1024,
-                  pause_reading_at=4096) as [(server, port, gateway)]:
+    with gateways(redis_server.url, pause_reading_at=4096,
+                  max_backlog=8 * 1024) as [(server, port, gateway)]:
         peer = RawPeer(port, "/room/q")
         wait_entries(r, 1)
         os.kill(redis_server.proc.pid, signal.SIGSTOP)   # Redis takes bytes, answers nothing
         try:
-            # 100 x 1 KiB in one write: read at once, past the 8 KiB that may wait for replies
+            # 100 x 1 KiB in one write: read at once, past 4 KiB in flight and 8 KiB waiting
             peer.sock.sendall(b"".join(codec.client_frame(OP_TEXT, b"x" * 1024)
                                        for _ in range(100)))
             frames = peer.frames(until=lambda found: any(f.opcode == OP_CLOSE for f in found))
@@ -295,6 +299,7 @@ def test_a_full_queue_to_redis_closes_with_1013(redis_server, r):
         finally:
             os.kill(redis_server.proc.pid, signal.SIGCONT)
         assert wait_for(lambda: gateway.in_flight == 0, 10)   # every reply came, counted
+        assert gateway.backlog == 0 and not gateway._waiting
         peer.close()
 
 

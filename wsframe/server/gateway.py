@@ -43,10 +43,15 @@ envelope. ``close=<code>`` in that envelope closes the connection.
 
 **Flow control.** No call waits for Redis: an ``XADD`` is written with the
 loop's write path and its reply handled when it comes. While more than
-``pause_reading_at`` bytes of entries (1 MiB) wait for Redis's replies, a
-connection that appends is not read any more (TCP holds its client back);
-reading resumes once half of that is answered. What one read already
-brought in (up to the loop's 256 KiB buffer) is still appended.
+``pause_reading_at`` bytes of entries (1 MiB) wait for Redis's replies, new
+entries wait in their connection's backlog and that connection is not read
+any more (TCP holds its client back). Once half of that is answered, the
+backlogs are sent, connection by connection in the order they began to
+wait, and each connection whose backlog is out is read again. A backlog
+normally holds what one read brought in (the loop reads up to 256 KiB at a
+time), so a fast client costs memory in proportion to its read, not to its
+speed; Redis is sent about what it answers, so its connection stays free
+for pub/sub and the health ``PING``.
 
 **Faults.** A message that cannot be appended is never dropped silently: it
 is counted (``append_failed``) and its connection closed with **1013 Try
@@ -57,10 +62,9 @@ reconnect and send again; the rest of what it sent meanwhile is counted
 middle of a connection's messages. That happens when Redis is down or the
 connection to it is lost before the reply (the entry may then have been
 appended or not: a backend that must not see a message twice dedupes), when
-Redis answers with an error (e.g. ``OOM`` at ``maxmemory``), and when more
-than ``max_in_flight`` bytes (24 MiB) would wait for replies
-(``append_refused`` too: the queue to Redis is full; flow control keeps
-that for floods that arrive in one go). While Redis is not connected,
+Redis answers with an error (e.g. ``OOM`` at ``maxmemory``), and when the
+backlogs together would pass ``max_backlog`` (64 MiB; ``append_refused``
+too: the queue to Redis is full). While Redis is not connected,
 upgrades are refused with 503 and ``Retry-After`` (no connection a backend
 could not hear of). A close event that cannot be appended is counted
 (``close_events_lost``; the connection is gone already).
@@ -68,6 +72,7 @@ could not hear of). A close event that cannot be appended is counted
 from __future__ import annotations
 
 import logging
+from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
@@ -91,9 +96,8 @@ log = logging.getLogger("wsframe.gateway")
 DEFAULT_MAXLEN = 100_000          # entries kept per route stream (about)
 STREAM_PREFIX = "wsframe:in:"     # + the route's name
 CONN_PREFIX = "wsframe:conn:"     # + the process's origin: its connections' channel
-MAX_IN_FLIGHT = 24 << 20          # bytes of entries waiting for Redis's replies: past it, 1013
-                                  # (below the Redis client's own 32 MiB queue limit)
-PAUSE_READING_AT = 1 << 20        # past it, connections that append are not read for a while
+PAUSE_READING_AT = 1 << 20        # bytes sent to Redis, unanswered: past it, entries wait
+MAX_BACKLOG = 64 << 20            # bytes of entries waiting: past it, 1013
 _ARG = 8                          # RESP bytes around one argument: "$<length>\r\n...\r\n"
 
 Room = Union[str, Callable[[Request, dict], Optional[str]], None]
@@ -108,8 +112,8 @@ class Gateway:
 
     def __init__(self, server: "Server", *, maxlen: int = DEFAULT_MAXLEN,
                  stream_prefix: str = STREAM_PREFIX, conn_prefix: str = CONN_PREFIX,
-                 max_in_flight: int = MAX_IN_FLIGHT,
-                 pause_reading_at: int = PAUSE_READING_AT) -> None:
+                 pause_reading_at: int = PAUSE_READING_AT,
+                 max_backlog: int = MAX_BACKLOG) -> None:
         backplane = server.backplane
         if backplane is None or not hasattr(backplane, "listen"):
             raise ValueError("gateway mode needs a Redis backplane: Server(backplane=URL)")
@@ -120,13 +124,15 @@ class Gateway:
         self.client = backplane.client
         self.maxlen = maxlen
         self.stream_prefix = stream_prefix
-        self.max_in_flight = max_in_flight
         self.pause_reading_at = pause_reading_at
-        self._paused: set[ServerConnection] = set()   # connections not read, for Redis
+        self.max_backlog = max_backlog
+        self.in_flight = 0      # bytes of entries sent, their replies still due
+        self.backlog = 0        # bytes of entries waiting to be sent
+        self._waiting: dict[ServerConnection, None] = {}   # with a backlog, in order; not read
+        self._draining = False
         self.origin: str = backplane.origin
         self.channel = (conn_prefix + self.origin).encode("ascii")
         self.conns: dict[str, ServerConnection] = {}   # id -> open connection
-        self.in_flight = 0      # bytes of appends whose replies are still due
         self._serial = 0
         self._maxlen = str(maxlen).encode("ascii")
         self.counts = dict.fromkeys((
@@ -150,6 +156,7 @@ class Gateway:
     def stats(self) -> dict:
         """For ``/health``."""
         return {"connections": len(self.conns), "in_flight_bytes": self.in_flight,
+                "backlog_bytes": self.backlog, "backlog_connections": len(self._waiting),
                 "channel": self.channel.decode(), "maxlen": self.maxlen, **self.counts}
 
     # ---- appending -------------------------------------------------------------------
@@ -161,16 +168,28 @@ class Gateway:
     def append(self, conn: ServerConnection, key: bytes, fields: list, size: int, *,
                close_event: bool = False) -> bool:
         """``XADD key MAXLEN ~ maxlen * fields`` for ``conn`` (``size``: about the bytes
-        it takes); False when it cannot be sent now. Any failure, now or when Redis
-        answers, is counted and closes ``conn`` with 1013 (``close_event``: the entry
-        says it has closed; only counted)."""
-        if self.in_flight + size > self.max_in_flight:
+        it takes), now or, while too much waits for Redis, once its turn comes (``conn``
+        is not read meanwhile). False when it cannot be taken: any failure, now or when
+        Redis answers, is counted and closes ``conn`` with 1013 (``close_event``: the
+        entry says it has closed; only counted)."""
+        state = conn.data
+        if state.backlog is None and self.in_flight <= self.pause_reading_at:
+            return self._send(conn, key, fields, size, close_event)
+        if self.backlog + size > self.max_backlog:
             self.counts["append_refused"] += 1
             self._failed(conn, close_event, "the queue to Redis is full")
             return False
-        self.in_flight += size
-        if self.in_flight > self.pause_reading_at and not close_event:
+        if state.backlog is None:   # its turn comes after those already waiting
+            state.backlog = deque()
+            self._waiting[conn] = None
             self._pause(conn)
+        state.backlog.append((key, fields, size, close_event))
+        self.backlog += size
+        return True
+
+    def _send(self, conn: ServerConnection, key: bytes, fields: list, size: int,
+              close_event: bool) -> bool:
+        self.in_flight += size
         return self.client.command(b"XADD", key, b"MAXLEN", b"~", self._maxlen, b"*", *fields,
                                    callback=partial(self._appended, conn, size, close_event))
 
@@ -180,8 +199,29 @@ class Gateway:
             self._failed(conn, close_event, str(reply))
         else:
             self.counts["appended"] += 1
-        if self._paused and self.in_flight <= self.pause_reading_at // 2:
-            self._resume()
+        if self._waiting and not self._draining and \
+                self.in_flight <= self.pause_reading_at // 2:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Send what waits, connection by connection in the order they began to wait,
+        while Redis keeps up; a connection whose entries are all sent is read again."""
+        self._draining = True
+        try:
+            waiting = self._waiting
+            while waiting and self.in_flight <= self.pause_reading_at:
+                conn = next(iter(waiting))
+                state = conn.data
+                while state.backlog and self.in_flight <= self.pause_reading_at:
+                    key, fields, size, close_event = state.backlog.popleft()
+                    self.backlog -= size
+                    self._send(conn, key, fields, size, close_event)  # may fail: see _failed
+                if not state.backlog:
+                    state.backlog = None
+                    waiting.pop(conn, None)
+                    self._resume(conn)
+        finally:
+            self._draining = False
 
     def _failed(self, conn: ServerConnection, close_event: bool, why: str) -> None:
         self.counts["append_failed"] += 1
@@ -190,30 +230,34 @@ class Gateway:
             self.counts["close_events_lost"] += 1
             log.warning("gateway: the close event of %s was not appended: %s", state.id, why)
             return
-        if not state.failed:
-            state.failed = True   # nothing more of it goes to Redis: no gaps in what a backend sees
-            self.counts["closed_1013"] += 1
-            log.warning("gateway: closing %s with 1013: a message was not appended: %s",
-                        state.id, why)
-            if conn.state is OPEN:
-                conn.close(TRY_AGAIN_LATER, "try again later")
+        if state.failed:
+            return
+        state.failed = True   # nothing more of it goes to Redis: no gaps in what a backend sees
+        self.counts["closed_1013"] += 1
+        log.warning("gateway: closing %s with 1013: a message was not appended: %s",
+                    state.id, why)
+        backlog, state.backlog = state.backlog, None
+        if backlog is not None:
+            self._waiting.pop(conn, None)
+            for _, _, size, close_event in backlog:
+                self.backlog -= size
+                self.counts["close_events_lost" if close_event else "dropped_after_1013"] += 1
+        if conn.state is OPEN:
+            conn.close(TRY_AGAIN_LATER, "try again later")
+        self._resume(conn)   # to read its Close
 
     # ---- input backpressure -----------------------------------------------------------
 
     def _pause(self, conn: ServerConnection) -> None:
-        """Too much waits for Redis: read no more from ``conn`` (TCP holds its data back)."""
-        if conn not in self._paused and conn.fd >= 0:
-            self._paused.add(conn)
+        """Too much waits for Redis: read no more from ``conn`` (TCP holds its client back)."""
+        if conn.fd >= 0:
             self.counts["paused_reading"] += 1
             self.server.loop.want_read(conn.fd, False)
 
-    def _resume(self) -> None:
-        paused, self._paused = self._paused, set()
-        want_read = self.server.loop.want_read
-        for conn in paused:
-            # not one its own output backpressure holds (FdStream resumes that one itself)
-            if conn.fd >= 0 and not conn._io & IO_NOT_READING:
-                want_read(conn.fd, True)
+    def _resume(self, conn: ServerConnection) -> None:
+        # not one its own output backpressure holds (FdStream resumes that one itself)
+        if conn.fd >= 0 and not conn._io & IO_NOT_READING:
+            self.server.loop.want_read(conn.fd, True)
 
     # ---- answers to one connection ----------------------------------------------------
 
@@ -309,17 +353,16 @@ class GatewayEndpoint(Endpoint):
             return
         gateway = self.gateway
         gateway.conns.pop(state.id, None)
-        gateway._paused.discard(conn)
         gateway.append(conn, self.key, [b"type", b"close", *state.fields, b"code", str(code),
                                         b"reason", reason], state.size + len(reason),
                        close_event=True)
 
 
 class _State:
-    """A gateway connection's id, the fields every entry of it carries, and whether an
-    entry of it failed (it is closing with 1013)."""
+    """A gateway connection's id, the fields every entry of it carries, whether an
+    entry of it failed (it is closing with 1013), and its entries waiting to be sent."""
 
-    __slots__ = ("id", "fields", "size", "failed")
+    __slots__ = ("id", "fields", "size", "failed", "backlog")
 
     def __init__(self, conn_id: str, fields: list) -> None:
         self.id = conn_id
@@ -328,3 +371,4 @@ class _State:
         # type and kind, data's name, and these fields (ASCII names; values as they are)
         self.size = 48 + _ARG * (len(fields) + 9) + sum(len(field) for field in fields)
         self.failed = False
+        self.backlog: Optional[deque] = None   # entries waiting for their turn (see append)
