@@ -324,6 +324,27 @@ def test_shutdown_writes_the_close_events(redis_server, r):
     ws.sock.close()
 
 
+def test_shutdown_writes_what_waits_in_the_backlogs(redis_server, r):
+    with gateways(redis_server.url, pause_reading_at=2048) as [(_, port, gateway)]:
+        ws = connect(f"ws://127.0.0.1:{port}/room/b")
+        wait_entries(r, 1)
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(20):
+                ws.send(f"{i:02d}" + "y" * 1000)
+            assert wait_for(lambda: gateway.backlog > 0, 5)
+        except BaseException:
+            os.kill(redis_server.proc.pid, signal.SIGCONT)
+            raise
+    os.kill(redis_server.proc.pid, signal.SIGCONT)   # the server is gone; Redis reads its last bytes
+    assert wait_for(lambda: r.xlen("wsframe:in:room") >= 21, 10)
+    found = entries(r)
+    assert [f[b"data"][:2] for f in found if f[b"type"] == b"text"] == [
+        b"%02d" % i for i in range(20)]
+    assert found[-1][b"type"] == b"close"
+    ws.sock.close()
+
+
 def serve_cli(*args):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "wsframe", "--log-level", "WARNING", "serve",

@@ -223,6 +223,15 @@ class Gateway:
         finally:
             self._draining = False
 
+    def flush(self) -> None:
+        """Hold nothing back any more: send every waiting entry now, and read the
+        paused connections again. The server calls this when it shuts down (what its
+        connections still send is appended until they close) and once more just before
+        the Redis connection closes (written with everything else pending, best effort;
+        the replies are not awaited)."""
+        self.pause_reading_at = 1 << 62
+        self._drain()
+
     def _failed(self, conn: ServerConnection, close_event: bool, why: str) -> None:
         self.counts["append_failed"] += 1
         state = conn.data

@@ -266,6 +266,8 @@ class Server:
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
+        if self.gateway is not None:
+            self.gateway.flush()   # no flow control any more: read what the clients still send
         for conn in list(self._conns):
             if conn.state is OPEN:
                 conn.close(code, reason)
@@ -285,7 +287,9 @@ class Server:
 
     def _stop_loop(self) -> None:
         # The backplane goes last: what the closes sent through it this turn (a
-        # gateway's close events) is still written.
+        # gateway's close events, and what waited in its backlogs) is still written.
+        if self.gateway is not None:
+            self.gateway.flush()
         if self.backplane is not None:
             self.backplane.close()
         self.loop.stop()
