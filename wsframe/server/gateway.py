@@ -182,7 +182,9 @@ class Gateway:
         if state.backlog is None:   # its turn comes after those already waiting
             state.backlog = deque()
             self._waiting[conn] = None
-            self._pause(conn)
+            self.counts["paused_reading"] += 1
+        if conn.fd >= 0:   # (again, if its own output's backpressure resumed it meanwhile)
+            self.server.loop.want_read(conn.fd, False)
         state.backlog.append((key, fields, size, close_event))
         self.backlog += size
         return True
@@ -255,13 +257,7 @@ class Gateway:
             conn.close(TRY_AGAIN_LATER, "try again later")
         self._resume(conn)   # to read its Close
 
-    # ---- input backpressure -----------------------------------------------------------
-
-    def _pause(self, conn: ServerConnection) -> None:
-        """Too much waits for Redis: read no more from ``conn`` (TCP holds its client back)."""
-        if conn.fd >= 0:
-            self.counts["paused_reading"] += 1
-            self.server.loop.want_read(conn.fd, False)
+    # ---- input backpressure: a connection with a backlog is not read ---------------------
 
     def _resume(self, conn: ServerConnection) -> None:
         # not one its own output backpressure holds (FdStream resumes that one itself)
