@@ -304,6 +304,7 @@ class GatewayEndpoint(Endpoint):
         self.name = name
         self.key = gateway.stream(name)
         self.room = room
+        self._names: dict[str, bytes] = {}   # route parameter -> its field name, shared
 
     def on_upgrade(self, request: Request, params: dict) -> None:
         """Refuse (503, Retry-After) while Redis is not connected."""
@@ -326,11 +327,15 @@ class GatewayEndpoint(Endpoint):
         fields = [b"conn", conn_id, b"route", self.name]
         room = self.room_of(request, params)
         if room is not None:
-            conn.join(room)
+            room = conn.join(room).name   # the room's own str: one copy, not one per member
             fields += (b"room", room)
+        names = self._names
         for key, value in params.items():
-            fields += ("param:" + key, value)
-        state = conn.data = _State(conn_id, fields)
+            name = names.get(key)
+            if name is None:
+                name = names[key] = ("param:" + key).encode("utf-8", "surrogatepass")
+            fields += (name, room if value == room else value)
+        state = conn.data = _State(conn_id, tuple(fields))
         gateway.conns[conn_id] = conn
         gateway.append(conn, self.key, [b"type", b"open", *fields, b"path", request.path,
                                         b"query", request.query],
@@ -369,7 +374,7 @@ class _State:
 
     __slots__ = ("id", "fields", "size", "failed", "backlog")
 
-    def __init__(self, conn_id: str, fields: list) -> None:
+    def __init__(self, conn_id: str, fields: tuple) -> None:
         self.id = conn_id
         self.fields = fields
         # the RESP bytes of the XADD but its data, about: 6 arguments before the fields,
