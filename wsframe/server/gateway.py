@@ -77,7 +77,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from wsframe.backplane.envelope import BadEnvelope, decode
-from wsframe.backplane.redis import RedisError
+from wsframe.backplane.pubsub import RedisBackplane
+from wsframe.backplane.redis import RedisError, RedisUnavailable
 from wsframe.codec.close import TRY_AGAIN_LATER, is_sendable_code
 from wsframe.codec.http import Request
 from wsframe.errors import InvalidRequest
@@ -115,8 +116,9 @@ class Gateway:
                  pause_reading_at: int = PAUSE_READING_AT,
                  max_backlog: int = MAX_BACKLOG) -> None:
         backplane = server.backplane
-        if backplane is None or not hasattr(backplane, "listen"):
-            raise ValueError("gateway mode needs a Redis backplane: Server(backplane=URL)")
+        if not isinstance(backplane, RedisBackplane):
+            raise ValueError("gateway mode needs a backplane on one Redis: Server(backplane="
+                             "'redis://...') (not a Redis Cluster's redis+cluster://, yet)")
         if maxlen < 1:
             raise ValueError(f"maxlen is at least 1, not {maxlen}")
         self.server = server
@@ -130,6 +132,7 @@ class Gateway:
         self.backlog = 0        # bytes of entries waiting to be sent
         self._waiting: dict[ServerConnection, None] = {}   # with a backlog, in order; not read
         self._draining = False
+        self._closing = False   # flush() was called: the server is shutting down
         self.origin: str = backplane.origin
         self.channel = (conn_prefix + self.origin).encode("ascii")
         self.conns: dict[str, ServerConnection] = {}   # id -> open connection
@@ -139,7 +142,7 @@ class Gateway:
             "appended", "append_failed", "append_refused", "closed_1013",
             "close_events_lost", "to_conn", "to_conn_unknown", "to_conn_malformed",
             "closed_by_backend", "refused_upgrades", "paused_reading",
-            "dropped_after_1013"), 0)
+            "dropped_after_1013", "unconfirmed_at_shutdown"), 0)
         backplane.listen(self.channel, self._to_connection)
         server.gateway = self   # for /health, here and in a worker's stats
 
@@ -197,6 +200,9 @@ class Gateway:
 
     def _appended(self, conn: ServerConnection, size: int, close_event: bool, reply) -> None:
         self.in_flight -= size
+        if self._closing and isinstance(reply, RedisUnavailable):
+            self.counts["unconfirmed_at_shutdown"] += 1   # written; the reply was not awaited
+            return
         if isinstance(reply, RedisError):
             self._failed(conn, close_event, str(reply))
         else:
@@ -231,6 +237,7 @@ class Gateway:
         connections still send is appended until they close) and once more just before
         the Redis connection closes (written with everything else pending, best effort;
         the replies are not awaited)."""
+        self._closing = True
         self.pause_reading_at = 1 << 62
         self._drain()
 

@@ -154,12 +154,14 @@ class Server:
     def use_backplane(self, backplane: object, **options) -> None:
         """Share rooms with other servers: ``backplane`` is a Redis URL
         (``redis://[user:password@]host:port/db``, ``rediss://`` for TLS; ``options``
-        go to :class:`~wsframe.backplane.pubsub.RedisBackplane`, e.g. ``prefix=``) or
+        go to :class:`~wsframe.backplane.pubsub.RedisBackplane`, e.g. ``prefix=``),
+        a Redis Cluster URL (``redis+cluster://host:port[,host:port...]``: sharded
+        pub/sub, :class:`~wsframe.backplane.cluster.RedisClusterBackplane`), or
         a backplane object. It connects when the server starts listening (or a
         worker starts serving), not before."""
         if isinstance(backplane, str):
-            from wsframe.backplane.pubsub import RedisBackplane
-            backplane = RedisBackplane(self.loop, backplane, **options)
+            from wsframe.backplane import backplane_for
+            backplane = backplane_for(self.loop, backplane, **options)
         self.backplane = backplane
         self.rooms.attach(backplane)
 
@@ -419,6 +421,7 @@ class Server:
         conn._write(response)
         conn._head = None
         conn.endpoint = endpoint
+        conn.subprotocol = subprotocol
         conn._transition("handshake accepted")
         conn._start_parser()
         conn._mark = None

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis", metavar="URL",
                        help="share rooms with other servers through Redis pub/sub "
                             "(redis://[user:password@]host:port/db, rediss:// for TLS; "
-                            "needs pip install 'wsframe[redis]')")
+                            "redis+cluster://host:port[,host:port...] for a Redis Cluster's "
+                            "sharded pub/sub; needs pip install 'wsframe[redis]')")
     serve.add_argument("--redis-prefix", default="wsframe:room:", metavar="PREFIX",
                        help="the channel of room NAME is PREFIX + NAME (default wsframe:room:)")
     serve.add_argument("--gateway", action="store_true",

@@ -77,6 +77,11 @@ def add_bench_parser(commands) -> None:
                            help="messages per second offered (0: as fast as possible)")
     broadcast.add_argument("--size", type=size, default=64)
     broadcast.add_argument("--duration", type=float, default=10.0)
+    broadcast.add_argument("--members-at", action="append", default=[], metavar="URL",
+                           help="also put members on this server (repeat: members are split "
+                           "evenly over URL and these; rooms shared through a backplane)")
+    broadcast.add_argument("--publisher-at", metavar="URL",
+                           help="the publisher's server (default: URL)")
 
 
 def bench_main(args: argparse.Namespace) -> int:
@@ -96,6 +101,9 @@ def bench_main(args: argparse.Namespace) -> int:
     try:
         run = {"capacity": capacity, "echo": echo, "broadcast": broadcast}[args.bench_mode]
         report = run(args, target)
+    except ValueError as exc:  # a bad --members-at / --publisher-at URL
+        print(f"error: {exc}")
+        return 2
     finally:
         target.stop()
     report["server"] = target.label
@@ -338,12 +346,19 @@ def _run_with_progress(specs: list[dict], args, planned: float) -> tuple[dict, f
 
 def broadcast(args, target: Target) -> dict:
     processes = args.processes or max(1, math.ceil(args.members / PER_PROCESS))
-    sources = _sources(args, processes + 1)
     ramp = args.members / 5000.0
-    subscribers = [dict(host=target.host, port=target.port, path=target.path, mode="subscribe",
+    homes = [target] + [parse_target(url, target.path, args.allow_remote)
+                        for url in args.members_at]
+    processes = max(processes, len(homes))   # at least one load process per server
+    sources = _sources(args, processes + 1)
+    subscribers = [dict(host=home.host, port=home.port, path=home.path, mode="subscribe",
                         connections=share, size=args.size, warmup=0.0,
                         duration=ramp + args.duration + 30, source_addresses=tuple(src))
-                   for share, src in zip(_split(args.members, processes), sources[:processes])]
+                   for i, (share, src) in enumerate(zip(_split(args.members, processes),
+                                                        sources[:processes]))
+                   for home in [homes[i % len(homes)]]]
+    publisher_at = (parse_target(args.publisher_at, target.path, args.allow_remote)
+                    if args.publisher_at else target)
     before = cpu_seconds(target.pid) if target.pid else 0.0
     fleet = Fleet(subscribers, cpus=_cpus(args)).start()
     progress = Progress()
@@ -354,8 +369,8 @@ def broadcast(args, target: Target) -> dict:
         time.sleep(0.2)
         progress.update(f"members open {fleet.totals()['open']:,} / {args.members:,}")
     members = fleet.totals()["open"]
-    publisher = Fleet([dict(host=target.host, port=target.port, path=target.path,
-                            mode="publish", connections=1, size=args.size, rate=args.rate,
+    publisher = Fleet([dict(host=publisher_at.host, port=publisher_at.port,
+                            path=publisher_at.path, mode="publish", connections=1, size=args.size, rate=args.rate,
                             duration=args.duration, warmup=0.0,
                             source_addresses=tuple(sources[-1]))], cpus=_cpus(args)).start()
     # The span starts at the first message sent, not when the publisher's process
@@ -389,7 +404,8 @@ def broadcast(args, target: Target) -> dict:
     window = max(last_change - published_from, sent["elapsed"] or args.duration)
     expected = sent["messages_sent"] * members
     rows = [
-        ("room", f"{members:,} members (asked {args.members:,}) at {target.path}"),
+        ("room", f"{members:,} members (asked {args.members:,}) at {target.path}"
+                 + (f" on {len(homes)} servers" if len(homes) > 1 else "")),
         ("offered", f"{sent['messages_sent']:,} messages of {args.size} B in "
                     f"{sent['elapsed']:.1f} s ({sent['messages_sent'] / max(sent['elapsed'], 1e-9):,.0f}/s; "
                     f"{'as fast as possible' if not args.rate else f'asked {args.rate:g}/s'})"),
