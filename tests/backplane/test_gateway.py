@@ -480,3 +480,14 @@ def test_the_cli_gateway_with_workers(redis_server):
         r.close()
     finally:
         stop(server)
+
+
+def test_gateway_mode_needs_one_redis():
+    from wsframe.server.gateway import Gateway
+    from wsframe.server.server import Server
+    for server in (Server(), Server(backplane=f"redis+cluster://127.0.0.1:{free_port()}")):
+        with pytest.raises(ValueError, match="backplane on one Redis"):
+            Gateway(server)
+        server.loop.close()
+    with pytest.raises(ValueError, match="maxlen"):
+        Gateway(Server(backplane=f"redis://127.0.0.1:{free_port()}/0"), maxlen=0)
