@@ -489,5 +489,7 @@ def test_gateway_mode_needs_one_redis():
         with pytest.raises(ValueError, match="backplane on one Redis"):
             Gateway(server)
         server.loop.close()
+    server = Server(backplane=f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(ValueError, match="maxlen"):
-        Gateway(Server(backplane=f"redis://127.0.0.1:{free_port()}/0"), maxlen=0)
+        Gateway(server, maxlen=0)
+    server.loop.close()
