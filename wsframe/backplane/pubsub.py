@@ -15,6 +15,10 @@ process is skipped, so nobody gets a message twice. Messages from one
 publisher keep their order: Redis delivers a connection's publishes in
 order, and so does each server to its members.
 
+A channel that is not a room's (gateway mode's one channel per process,
+see :mod:`wsframe.server.gateway`) is subscribed with :meth:`RoomChannels.listen`,
+in the same batches, and its messages go to its own handler.
+
 When Redis is down, local delivery goes on; broadcasts that could not be
 published are counted (``publish_failed``; ``BroadcastResult.published`` is
 ``False``), and once the connection is back every room still wanted is
@@ -62,6 +66,7 @@ class RoomChannels:
         self._deliver: Optional[Deliver] = None
         self.wanted: set[bytes] = set()       # channels this process has members for
         self._sync_due = False
+        self._handlers: dict[bytes, Callable[[bytes], None]] = {}   # see listen()
         self.counts = dict.fromkeys(self.COUNTS, 0)
 
     def bind(self, deliver: Deliver) -> None:
@@ -86,6 +91,14 @@ class RoomChannels:
             self.wanted.discard(channel)
             self._changed(channel)
 
+    def listen(self, channel: bytes, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to ``channel``, not a room's, in the rooms' batches (and again after
+        every reconnect); ``handler(data)`` gets each message published there."""
+        self._handlers[channel] = handler
+        if channel not in self.wanted:
+            self.wanted.add(channel)
+            self._changed(channel)
+
     def _changed(self, channel: bytes) -> None:
         """``channel`` became wanted or unwanted: sync at the end of the turn."""
         self._schedule_sync()
@@ -102,6 +115,9 @@ class RoomChannels:
     def _message(self, channel: bytes, data: bytes) -> None:
         """A message on a room's channel: decoded, skipped if it is our own, delivered."""
         self.counts["received"] += 1
+        handler = self._handlers.get(channel)
+        if handler is not None:
+            return handler(data)
         if not channel.startswith(self._prefix) or self._deliver is None:
             return
         try:
@@ -162,7 +178,7 @@ class RedisBackplane(RoomChannels):
     def stats(self) -> dict:
         """For ``/health``: the connection's state and the counters."""
         return {**self.client.stats(), "prefix": self.prefix, "origin": self.origin,
-                "rooms": len(self.wanted), **self.counts}
+                "rooms": len(self.wanted) - len(self._handlers), **self.counts}
 
     # ---- subscriptions ----------------------------------------------------------------
 

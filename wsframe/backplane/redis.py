@@ -158,13 +158,16 @@ class RedisClient:
         return self._link._out_size if self._link is not None else 0
 
     def close(self) -> None:
-        """Disconnect and stay disconnected (callbacks still due get
-        :class:`RedisUnavailable`)."""
+        """Disconnect and stay disconnected: commands sent this turn are still
+        written (one non-blocking try); callbacks still due get :class:`RedisUnavailable`."""
+        was_ready = self.state == "ready"
         self.state = "closed"
         self._cancel_timer()
         link, self._link = self._link, None
         if link is not None:
             link.client = None
+            if was_ready:
+                link._flush()
             link._fail_pending(RedisUnavailable(f"redis {self.address}: closed"))
             link._close_fd()
 

@@ -147,6 +147,7 @@ class Server:
         self._configure_ticks()
         self.loop.on_tick(self._sweep)
         self.backplane = None
+        self.gateway = None   # gateway mode's Redis side (wsframe.server.gateway), if any
         if backplane is not None:
             self.use_backplane(backplane)
 
@@ -267,8 +268,8 @@ class Server:
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
-        if self.backplane is not None:
-            self.backplane.close()
+        if self.gateway is not None:
+            self.gateway.flush()   # no flow control any more: read what the clients still send
         for conn in list(self._conns):
             if conn.state is OPEN:
                 conn.close(code, reason)
@@ -279,11 +280,20 @@ class Server:
 
     def _check_shutdown(self) -> None:
         if self._stopping and not self._conns:
-            self.loop.stop()
+            self._stop_loop()
 
     def _finish_shutdown(self) -> None:
         for conn in list(self._conns):
             conn._abort()
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        # The backplane goes last: what the closes sent through it this turn (a
+        # gateway's close events, and what waited in its backlogs) is still written.
+        if self.gateway is not None:
+            self.gateway.flush()
+        if self.backplane is not None:
+            self.backplane.close()
         self.loop.stop()
 
     # ---- connections ----------------------------------------------------------------
