@@ -149,6 +149,7 @@ enum { WSL_PH_RAMP, WSL_PH_RUN, WSL_PH_CLOSE, WSL_PH_DONE };
 #define WSL_RBUF (256 * 1024)
 #define WSL_MAX_EVENTS 1024
 #define WSL_RAMP_BATCH 1024            /* attempts per loop turn at most */
+#define WSL_RAMP_SLICE_NS 2000000LL    /* and connect() for at most 2 ms per turn */
 #define WSL_MAX_QUEUE (4u << 20)       /* publish skips a connection with more queued */
 #define WSL_MAX_HEAD 16384             /* response head limit */
 
@@ -885,8 +886,14 @@ static void wsl_ramp(wsl_loop *L)
         due = (double)(L->now - L->t_start) / 1e9 * cfg->ramp_rate + 1;
         if (due < (double)target) target = (long)due;
     }
-    while (L->nconns < target && budget-- > 0 && !L->ramp_stopped)
+    /* connect() is cheap (~20 us) until the kernel has to search for a free port
+     * (past half the ephemeral range per source address: ~40x that); a turn of
+     * 1024 slow ones would leave the loop deaf for a second, its connections'
+     * handshakes and Pings unanswered. So the batch also ends after a time slice. */
+    while (L->nconns < target && budget-- > 0 && !L->ramp_stopped) {
         wsl_connect_one(L);
+        if ((budget & 15) == 0 && wsl_clock() - L->now > WSL_RAMP_SLICE_NS) break;
+    }
 }
 
 /* Connections are started in time order, so the oldest pending one is found

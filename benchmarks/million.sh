@@ -4,7 +4,8 @@
 # `wsframe bench capacity` with every connection in a room of 3 (333,334 rooms, each on
 # the worker that owns it). Written for the 16-core / 128 GiB machine, 20,000 fds per
 # process: 60 workers x ~16,700 connections, 67 load processes x <= 15,000 connections,
-# each from its own 127.0.0.x source address (~28,000 ephemeral ports per address).
+# each from 127.0.0.x source addresses of its own, at most ~13,600 connections per address
+# (connect() is cheap only in half of the ~28,000 ephemeral ports: see docs/howto/capacity.md).
 #
 # Prints (among the rest) RSS per connection summed over the supervisor and every worker,
 # the connect rate, and the survivors after the hold; the JSON report lands in

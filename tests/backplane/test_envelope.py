@@ -61,3 +61,19 @@ def test_redis_urls_read_as_redis_users_write_them(url, expected):
 def test_a_bad_redis_url_says_what_is_wrong(url):
     with pytest.raises(ValueError):
         parse_redis_url(url)
+
+
+def test_an_envelope_for_one_connection_names_it():
+    # gateway mode: one channel per process, the connection in the header
+    assert decode(b"\x00conn=9f3c.17\nhi") == Message(b"hi", True, None, "9f3c.17")
+    assert decode(encode(b"\x01", text=False, conn="9f3c.17")) == Message(
+        b"\x01", False, None, "9f3c.17")
+    assert decode(b"\x00conn=9f3c.17;close=4001\nno") == Message(b"no", True, None, "9f3c.17",
+                                                                 4001)
+
+
+@pytest.mark.parametrize("bad", [b"\x00conn=a.1;close=x\n", b"\x00conn=a.1;close=-1\n",
+                                 b"\x00conn=a.1;close=99999\n"])
+def test_a_close_that_is_no_code_is_a_bad_envelope(bad):
+    with pytest.raises(BadEnvelope):
+        decode(bad)

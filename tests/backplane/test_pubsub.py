@@ -200,3 +200,24 @@ def test_garbage_on_a_room_channel_is_counted_not_fatal(redis_server):
         assert ws.recv(timeout=5) == "ok"
         assert server.backplane.counts["malformed"] == 1
         ws.close()
+
+
+def test_a_pubsub_flood_is_read_fast_enough_that_redis_keeps_the_server(redis_server):
+    # Redis drops a subscriber whose output buffer passes the hard limit, or stays over the
+    # soft one too long. Redis's defaults (set explicitly here) and a 20 MB burst published as
+    # fast as Redis takes it: a server reads on every loop turn, so it keeps up and stays.
+    redis_server.cli("CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60")
+    with servers(redis_server.url, 1) as [(server, port)]:
+        member = connect(f"ws://127.0.0.1:{port}/room/flood")
+        assert wait_for(lambda: numsub(redis_server, "flood") == 1, 10)
+        import redis as redis_py
+        r = redis_py.Redis(port=redis_server.port)
+        chunk = b"x" * 4096
+        with r.pipeline(transaction=False) as pipe:
+            for _ in range(5000):   # 20 MB as fast as Redis takes it
+                pipe.publish("wsframe:room:flood", chunk)
+            pipe.execute()
+        assert wait_for(lambda: server.backplane.counts["received"] == 5000, 30), \
+            server.backplane.counts["received"]
+        assert server.backplane.client.connects == 1   # never disconnected
+        member.sock.close()

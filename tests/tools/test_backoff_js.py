@@ -1,7 +1,7 @@
-"""The browser pages' reconnect delay grows (issue 10): run their JavaScript in Node.js.
+"""The browser clients' reconnect delay grows (issue 10): run their JavaScript in Node.js.
 
-The demo page (wsframe/tools/demo/static/index.html) and the tutorial's
-track.html (docs/tutorial.md) each keep their backoff code between
+wsframe.js (wsframe/delivery/static/wsframe.js, which the demo page uses) and
+the tutorial's track.html (docs/tutorial.md) each keep their backoff code between
 ``// --- backoff`` and ``// --- end backoff ---``; this test cuts it out and
 drives it through a simulated outage. Before the fix, every failed retry
 after a long connection started again from the first ceiling.
@@ -15,7 +15,10 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PAGES = ["wsframe/tools/demo/static/index.html", "docs/tutorial.md"]
+PAGES = ["wsframe/delivery/static/wsframe.js", "docs/tutorial.md"]
+USES = {"wsframe/delivery/static/wsframe.js": ("nextDelay(this._retry, Date.now()",
+                                               "this._retry.openedAt = Date.now()"),
+        "docs/tutorial.md": ("nextDelay(retry, Date.now())", "retry.openedAt = Date.now()")}
 
 # A day in the life of a page: (event, time in ms). "open" = onopen fired,
 # "close" = onclose fired (after an open connection or a failed attempt).
@@ -68,5 +71,7 @@ def test_reconnect_ceilings_grow_and_reset_only_after_a_real_connection(page):
 def test_pages_use_the_tested_function():
     for page in PAGES:
         text = open(os.path.join(ROOT, page), encoding="utf-8").read()
-        assert "nextDelay(retry, Date.now())" in text
-        assert "retry.openedAt = Date.now()" in text
+        for use in USES[page]:
+            assert use in text, (page, use)
+    demo = open(os.path.join(ROOT, "wsframe/tools/demo/static/index.html"), encoding="utf-8").read()
+    assert 'import { WsFrame } from "/wsframe.js"' in demo

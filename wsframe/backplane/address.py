@@ -3,6 +3,11 @@
 ``rediss://`` is the same over TLS; ``unix:///path/to/redis.sock[?db=N]``
 names a Unix socket. A password alone is ``redis://:secret@host``.
 Percent-escapes in the user and password are decoded.
+
+A Redis Cluster is ``redis+cluster://[user:password@]host:port[,host:port...]``
+(``rediss+cluster://`` over TLS): one or more seed nodes, from which the
+cluster's slot map is read (:mod:`wsframe.backplane.cluster`); a cluster has
+database 0 only.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["RedisAddress", "parse_redis_url"]
+__all__ = ["RedisAddress", "parse_redis_url", "is_cluster_url", "parse_cluster_url"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,36 @@ def parse_redis_url(url: str) -> RedisAddress:
     return RedisAddress(host=parts.hostname or "127.0.0.1", port=port, db=_db(db, url),
                         username=_unquote(parts.username), password=_unquote(parts.password),
                         tls=scheme == "rediss")
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+    return url.split("://", 1)[0].lower() in ("redis+cluster", "rediss+cluster")
+
+
+def parse_cluster_url(url: str) -> list[RedisAddress]:
+    """The seed nodes of a ``redis+cluster://`` URL (each with the URL's login and TLS);
+    ``ValueError`` says what is wrong with a bad one."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not is_cluster_url(url):
+        raise ValueError(f"{url!r}: a Redis Cluster URL starts with redis+cluster:// "
+                         "or rediss+cluster://")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    login, at, hosts = netloc.rpartition("@")
+    if not hosts:
+        raise ValueError(f"{url!r}: name at least one node (host:port)")
+    plain = scheme.lower().split("+", 1)[0]
+    try:
+        seeds = [parse_redis_url(f"{plain}://{login}{at}{host}/{path}{'?' * bool(query)}{query}")
+                 for host in hosts.split(",") if host]
+    except ValueError as exc:
+        raise ValueError(f"{url!r}: {str(exc).split(': ', 1)[-1]}") from None
+    if not seeds:
+        raise ValueError(f"{url!r}: name at least one node (host:port)")
+    if any(seed.db for seed in seeds):
+        raise ValueError(f"{url!r}: a Redis Cluster has database 0 only")
+    return seeds
 
 
 def _db(text: str, url: str) -> int:

@@ -15,6 +15,10 @@ process is skipped, so nobody gets a message twice. Messages from one
 publisher keep their order: Redis delivers a connection's publishes in
 order, and so does each server to its members.
 
+A channel that is not a room's (gateway mode's one channel per process,
+see :mod:`wsframe.server.gateway`) is subscribed with :meth:`RoomChannels.listen`,
+in the same batches, and its messages go to its own handler.
+
 When Redis is down, local delivery goes on; broadcasts that could not be
 published are counted (``publish_failed``; ``BroadcastResult.published`` is
 ``False``), and once the connection is back every room still wanted is
@@ -41,42 +45,33 @@ BATCH = 512   # channels per SUBSCRIBE / UNSUBSCRIBE command
 Deliver = Callable[[str, bytes, bool], None]
 
 
-class RedisBackplane:
-    """A server process's rooms, shared with other processes through Redis pub/sub.
+class RoomChannels:
+    """What a backplane shares with every other: a channel per room, the rooms wanted
+    here, this process's origin, the counters, and reading a room message.
 
-    ``deliver(room, payload, text)`` (set by :meth:`bind`) hands a message
-    from another process to this one's members of ``room``.
+    A subclass brings the connection(s): ``_sync()`` (called at the end of a turn
+    in which ``wanted`` changed) and ``publish``.
     """
 
-    def __init__(self, loop: Loop, url: Union[str, RedisAddress], *,
-                 prefix: str = DEFAULT_PREFIX, origin: Optional[str] = None,
-                 **client_options) -> None:
+    COUNTS = ("published", "publish_failed", "received", "own_skipped", "malformed",
+              "not_utf8", "subscribe_commands", "unsubscribe_commands")
+
+    def __init__(self, loop: Loop, *, prefix: str = DEFAULT_PREFIX,
+                 origin: Optional[str] = None) -> None:
         self.loop = loop
-        self.address = url if isinstance(url, RedisAddress) else parse_redis_url(url)
         self.prefix = prefix
         self._prefix = prefix.encode("utf-8")
         self.origin = origin or os.urandom(8).hex()   # this process, in every envelope
         self._origin = self.origin.encode("ascii")
-        self.client = RedisClient(loop, self.address, on_push=self._on_push,
-                                  on_ready=self._on_ready, on_lost=self._on_lost,
-                                  **client_options)
         self._deliver: Optional[Deliver] = None
         self.wanted: set[bytes] = set()       # channels this process has members for
-        self.subscribed: set[bytes] = set()   # channels asked for on this connection
         self._sync_due = False
-        self.counts = dict.fromkeys((
-            "published", "publish_failed", "received", "own_skipped", "malformed",
-            "not_utf8", "subscribe_commands", "unsubscribe_commands"), 0)
-
-    # ---- what rooms call ------------------------------------------------------------
+        self._handlers: dict[bytes, Callable[[bytes], None]] = {}   # see listen()
+        self.counts = dict.fromkeys(self.COUNTS, 0)
 
     def bind(self, deliver: Deliver) -> None:
         """Where messages from other processes go: ``deliver(room, payload, text)``."""
         self._deliver = deliver
-
-    def start(self) -> None:
-        """Connect to Redis (this process serves rooms from now on)."""
-        self.client.start()
 
     def channel(self, room: str) -> bytes:
         """The Redis channel of ``room``."""
@@ -87,14 +82,84 @@ class RedisBackplane:
         channel = self.channel(room)
         if channel not in self.wanted:
             self.wanted.add(channel)
-            self._schedule_sync()
+            self._changed(channel)
 
     def unwant(self, room: str) -> None:
         """No member of ``room`` here any more: unsubscribe (at the end of the turn)."""
         channel = self.channel(room)
         if channel in self.wanted:
             self.wanted.discard(channel)
-            self._schedule_sync()
+            self._changed(channel)
+
+    def listen(self, channel: bytes, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to ``channel``, not a room's, in the rooms' batches (and again after
+        every reconnect); ``handler(data)`` gets each message published there."""
+        self._handlers[channel] = handler
+        if channel not in self.wanted:
+            self.wanted.add(channel)
+            self._changed(channel)
+
+    def _changed(self, channel: bytes) -> None:
+        """``channel`` became wanted or unwanted: sync at the end of the turn."""
+        self._schedule_sync()
+
+    def _schedule_sync(self) -> None:
+        if not self._sync_due:
+            self._sync_due = True
+            self.loop.at_turn_end(self._sync)
+
+    def _published(self, reply) -> None:
+        if isinstance(reply, RedisError):
+            self.counts["publish_failed"] += 1
+
+    def _message(self, channel: bytes, data: bytes) -> None:
+        """A message on a room's channel: decoded, skipped if it is our own, delivered."""
+        self.counts["received"] += 1
+        handler = self._handlers.get(channel)
+        if handler is not None:
+            return handler(data)
+        if not channel.startswith(self._prefix) or self._deliver is None:
+            return
+        try:
+            message = decode(data)
+        except BadEnvelope as exc:
+            self.counts["malformed"] += 1
+            log.debug("backplane: dropped a malformed envelope on %r: %s", channel, exc)
+            return
+        if message.origin == self.origin:
+            self.counts["own_skipped"] += 1  # delivered here when it was broadcast
+            return
+        if not message.text and (not data or data[0] != 0):
+            self.counts["not_utf8"] += 1   # a bare payload that is not UTF-8: sent as binary
+        room = channel[len(self._prefix):].decode("utf-8", "surrogatepass")
+        self._deliver(room, message.payload, message.text)
+
+
+class RedisBackplane(RoomChannels):
+    """A server process's rooms, shared with other processes through Redis pub/sub.
+
+    ``deliver(room, payload, text)`` (set by :meth:`bind`) hands a message
+    from another process to this one's members of ``room``.
+    """
+
+    def __init__(self, loop: Loop, url: Union[str, RedisAddress], *,
+                 prefix: str = DEFAULT_PREFIX, origin: Optional[str] = None,
+                 **client_options) -> None:
+        super().__init__(loop, prefix=prefix, origin=origin)
+        self.address = url if isinstance(url, RedisAddress) else parse_redis_url(url)
+        self.client = RedisClient(loop, self.address, on_push=self._on_push,
+                                  on_ready=self._on_ready, on_lost=self._on_lost,
+                                  **client_options)
+        self.subscribed: set[bytes] = set()   # channels asked for on this connection
+        #: Called (in order) each time the connection is ready, before the resubscribing:
+        #: e.g. delivery's FUNCTION LOAD, which every later command may need.
+        self.ready_hooks: list[Callable[[], None]] = []
+
+    # ---- what rooms call (bind, want, unwant: RoomChannels) -------------------------
+
+    def start(self) -> None:
+        """Connect to Redis (this process serves rooms from now on)."""
+        self.client.start()
 
     def publish(self, room: str, payload: bytes, text: bool) -> bool:
         """Send a message to the other processes with members in ``room``; False (and
@@ -113,14 +178,9 @@ class RedisBackplane:
     def stats(self) -> dict:
         """For ``/health``: the connection's state and the counters."""
         return {**self.client.stats(), "prefix": self.prefix, "origin": self.origin,
-                "rooms": len(self.wanted), **self.counts}
+                "rooms": len(self.wanted) - len(self._handlers), **self.counts}
 
     # ---- subscriptions ----------------------------------------------------------------
-
-    def _schedule_sync(self) -> None:
-        if not self._sync_due:
-            self._sync_due = True
-            self.loop.at_turn_end(self._sync)
 
     def _sync(self) -> None:
         """Bring this connection's subscriptions to what is wanted, in batches."""
@@ -141,6 +201,12 @@ class RedisBackplane:
 
     def _on_ready(self) -> None:
         self.subscribed.clear()  # a new connection has no subscriptions
+        if self.client.server_mode == "cluster":
+            log.warning("backplane: %s is a Redis Cluster node; redis+cluster:// would use "
+                        "sharded pub/sub (plain pub/sub copies every message to every node)",
+                        self.address)
+        for hook in self.ready_hooks:
+            hook()
         if self.wanted:
             self._sync()
 
@@ -149,30 +215,8 @@ class RedisBackplane:
 
     # ---- traffic --------------------------------------------------------------------
 
-    def _published(self, reply) -> None:
-        if isinstance(reply, RedisError):
-            self.counts["publish_failed"] += 1
-
     def _on_push(self, push: list) -> None:
         kind = push[0] if push else None
         if kind == b"message" and len(push) == 3:
             self._message(push[1], push[2])
         # subscribe / unsubscribe confirmations and other pushes need nothing
-
-    def _message(self, channel: bytes, data: bytes) -> None:
-        self.counts["received"] += 1
-        if not channel.startswith(self._prefix) or self._deliver is None:
-            return
-        try:
-            message = decode(data)
-        except BadEnvelope as exc:
-            self.counts["malformed"] += 1
-            log.debug("backplane: dropped a malformed envelope on %r: %s", channel, exc)
-            return
-        if message.origin == self.origin:
-            self.counts["own_skipped"] += 1  # delivered here when it was broadcast
-            return
-        if not message.text and (not data or data[0] != 0):
-            self.counts["not_utf8"] += 1   # a bare payload that is not UTF-8: sent as binary
-        room = channel[len(self._prefix):].decode("utf-8", "surrogatepass")
-        self._deliver(room, message.payload, message.text)

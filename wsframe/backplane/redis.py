@@ -30,7 +30,7 @@ import socket
 import ssl as ssl_module
 import time
 from collections import deque
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from wsframe.errors import WebSocketError
 from wsframe.loop.connect import Backoff, connect_error, is_ip_address, open_tcp, resolver
@@ -49,6 +49,7 @@ log = logging.getLogger("wsframe.backplane")
 
 MAX_QUEUE = 32 << 20   # bytes of commands waiting for the socket before new ones are refused
 _NOT_YET = object()    # hiredis: a reply is not complete yet (False/None are RESP values)
+_END = b"wsframe:end-of-batch"   # PING's echo that closes a push_batch (see there)
 
 
 class RedisError(WebSocketError):
@@ -98,6 +99,7 @@ class RedisClient:
         self.connects = 0          # connections that reached "ready"
         self.attempt = 0           # consecutive failures (backoff)
         self.server_version: Optional[str] = None
+        self.server_mode: Optional[str] = None   # HELLO's "mode": standalone, cluster...
         self._link: Optional[_Link] = None
         self._timer: Optional[TimerHandle] = None
         self._ping_due = False     # a health PING is unanswered
@@ -133,23 +135,46 @@ class RedisClient:
         link.send(hiredis.pack_command(args), None, push=True)
         return True
 
+    def push_batch(self, commands: Sequence[tuple], on_error: Callback) -> bool:
+        """Send push-answered commands (SSUBSCRIBE, SUNSUBSCRIBE...) that may be refused.
+
+        Their confirmations are push frames (to ``on_push``), but a refusal (``MOVED``,
+        ``CROSSSLOT``, ``CLUSTERDOWN``, ``NOPERM``) is an ordinary error reply with
+        nothing to tell which command it answers. So the batch ends with a
+        ``PING`` whose echo closes it: every error reply before the echo goes to
+        ``on_error`` (a :class:`RedisError`; :class:`RedisUnavailable` if the
+        connection is lost first). False when nothing could be sent now."""
+        link = self._link
+        if self.state != "ready" or link is None or link._out_size > self.max_queue:
+            return False
+        link.pending.append(_Batch(on_error))
+        link._write(b"".join(hiredis.pack_command(args) for args in commands)
+                    + hiredis.pack_command((b"PING", _END)))
+        return True
+
     @property
     def queued(self) -> int:
         """Bytes of commands not yet taken by the kernel."""
         return self._link._out_size if self._link is not None else 0
 
     def close(self) -> None:
-        """Disconnect and stay disconnected."""
+        """Disconnect and stay disconnected: commands sent this turn are still
+        written (one non-blocking try); callbacks still due get :class:`RedisUnavailable`."""
+        was_ready = self.state == "ready"
         self.state = "closed"
         self._cancel_timer()
         link, self._link = self._link, None
         if link is not None:
+            link.client = None
+            if was_ready:
+                link._flush()
+            link._fail_pending(RedisUnavailable(f"redis {self.address}: closed"))
             link._close_fd()
 
     def stats(self) -> dict:
         return {"state": self.state, "url": str(self.address), "connects": self.connects,
                 "queued_bytes": self.queued, "last_error": self.last_error,
-                "server_version": self.server_version}
+                "server_version": self.server_version, "server_mode": self.server_mode}
 
     # ---- connecting ---------------------------------------------------------------
 
@@ -218,6 +243,8 @@ class RedisClient:
         if isinstance(reply, dict):
             version = reply.get(b"version")
             self.server_version = version.decode() if isinstance(version, bytes) else None
+            mode = reply.get(b"mode")
+            self.server_mode = mode.decode() if isinstance(mode, bytes) else None
         if not self.address.db:
             self._became_ready()
 
@@ -349,6 +376,13 @@ class _Link(FdStream):
                 return
             if isinstance(reply, hiredis.PushNotification):
                 client._call(client.on_push, reply)
+            elif self.pending and type(self.pending[0]) is _Batch:
+                if isinstance(reply, hiredis.ReplyError):  # one of the batch was refused
+                    client._call(self.pending[0].on_error, RedisError(str(reply)))
+                elif reply == _END:
+                    self.pending.popleft()
+                else:
+                    return self._lose(f"a reply inside a push batch: {reply!r:.80}")
             elif self.pending:
                 callback = self.pending.popleft()
                 if callback is not None:
@@ -379,8 +413,19 @@ class _Link(FdStream):
     def _fail_pending(self, error: Exception) -> None:
         pending, self.pending = self.pending, deque()
         for callback in pending:
-            if callback is not None:
+            if type(callback) is _Batch:
+                RedisClient._call(callback.on_error, error)
+            elif callback is not None:
                 RedisClient._call(callback, error)
+
+
+class _Batch:
+    """A push_batch's place among the replies due: its errors, then PING's echo."""
+
+    __slots__ = ("on_error",)
+
+    def __init__(self, on_error: Callback) -> None:
+        self.on_error = on_error
 
 
 class _TlsLink(TlsStream, _Link):

@@ -423,6 +423,7 @@ class Supervisor:
                 "queued_bytes": stats.get("queued_bytes", 0), "restarts": self.restarts[slot],
                 "fd_limit": stats.get("fd_limit"),
                 **({"backplane": stats["backplane"]} if "backplane" in stats else {}),
+                **({"gateway": stats["gateway"]} if "gateway" in stats else {}),
             })
         totals = {key: sum(w[key] for w in workers)
                   for key in ("connections", "rooms", "queued_bytes", "restarts")}

@@ -157,6 +157,7 @@ class Worker:
             "received": self.received,
             "channel_dropped": self.control.dropped,
             **({"backplane": server.backplane.stats()} if server.backplane is not None else {}),
+            **({"gateway": server.gateway.stats()} if server.gateway is not None else {}),
         }))
 
     def ready(self) -> None:

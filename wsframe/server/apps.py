@@ -9,14 +9,19 @@
 * ``GET /health``: a JSON line with the server's counters.
 
 ``wsframe serve --demo`` adds the live tracking demo (see :mod:`wsframe.tools.demo`).
+
+``wsframe serve --gateway --redis URL`` serves :func:`install_gateway_app`
+instead: the same paths, but messages go to backends through Redis streams
+(see :mod:`wsframe.server.gateway`).
 """
 from __future__ import annotations
 
 import json
 
+from wsframe.server.gateway import Gateway
 from wsframe.server.server import Endpoint, HttpResponse, Server
 
-__all__ = ["Echo", "RoomBroadcast", "install_builtin_app"]
+__all__ = ["Echo", "RoomBroadcast", "install_builtin_app", "install_gateway_app"]
 
 
 class Echo(Endpoint):
@@ -41,7 +46,23 @@ def install_builtin_app(server: Server) -> None:
     server.route("/room/{name}", RoomBroadcast(), partition="{name}")  # owner: by name
     server.route("/proxy/{name}", RoomBroadcast())  # no key: spread, joined by proxy
     server.default = Echo()
+    _install_health(server)
 
+
+def install_gateway_app(server: Server, **options) -> Gateway:
+    """Gateway mode (``wsframe serve --gateway``): ``/room/{name}`` joins room ``<name>``
+    and its messages go to stream ``wsframe:in:room``; any other path's to
+    ``wsframe:in:default``; ``/health`` as above, with the gateway's counters.
+    ``options`` go to :class:`~wsframe.server.gateway.Gateway` (``maxlen=`` ...);
+    the server needs a backplane (``ValueError`` otherwise)."""
+    gateway = Gateway(server, **options)
+    server.route("/room/{name}", gateway.endpoint("room", room="{name}"), partition="{name}")
+    server.default = gateway.endpoint("default")
+    _install_health(server)
+    return gateway
+
+
+def _install_health(server: Server) -> None:
     def health(request):
         body = {"status": "ok", "connections": len(server._conns), "rooms": len(server.rooms),
                 **server.stats.as_dict()}
@@ -49,5 +70,7 @@ def install_builtin_app(server: Server) -> None:
             body["backplane"] = server.backplane.stats()
             if body["backplane"].get("state") != "ready":
                 body["status"] = "degraded"
+        if server.gateway is not None:
+            body["gateway"] = server.gateway.stats()
         return HttpResponse(200, (json.dumps(body) + "\n").encode(), "application/json")
     server.http("/health", health)

@@ -147,18 +147,21 @@ class Server:
         self._configure_ticks()
         self.loop.on_tick(self._sweep)
         self.backplane = None
+        self.gateway = None   # gateway mode's Redis side (wsframe.server.gateway), if any
         if backplane is not None:
             self.use_backplane(backplane)
 
     def use_backplane(self, backplane: object, **options) -> None:
         """Share rooms with other servers: ``backplane`` is a Redis URL
         (``redis://[user:password@]host:port/db``, ``rediss://`` for TLS; ``options``
-        go to :class:`~wsframe.backplane.pubsub.RedisBackplane`, e.g. ``prefix=``) or
+        go to :class:`~wsframe.backplane.pubsub.RedisBackplane`, e.g. ``prefix=``),
+        a Redis Cluster URL (``redis+cluster://host:port[,host:port...]``: sharded
+        pub/sub, :class:`~wsframe.backplane.cluster.RedisClusterBackplane`), or
         a backplane object. It connects when the server starts listening (or a
         worker starts serving), not before."""
         if isinstance(backplane, str):
-            from wsframe.backplane.pubsub import RedisBackplane
-            backplane = RedisBackplane(self.loop, backplane, **options)
+            from wsframe.backplane import backplane_for
+            backplane = backplane_for(self.loop, backplane, **options)
         self.backplane = backplane
         self.rooms.attach(backplane)
 
@@ -265,8 +268,8 @@ class Server:
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
-        if self.backplane is not None:
-            self.backplane.close()
+        if self.gateway is not None:
+            self.gateway.flush()   # no flow control any more: read what the clients still send
         for conn in list(self._conns):
             if conn.state is OPEN:
                 conn.close(code, reason)
@@ -277,11 +280,20 @@ class Server:
 
     def _check_shutdown(self) -> None:
         if self._stopping and not self._conns:
-            self.loop.stop()
+            self._stop_loop()
 
     def _finish_shutdown(self) -> None:
         for conn in list(self._conns):
             conn._abort()
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        # The backplane goes last: what the closes sent through it this turn (a
+        # gateway's close events, and what waited in its backlogs) is still written.
+        if self.gateway is not None:
+            self.gateway.flush()
+        if self.backplane is not None:
+            self.backplane.close()
         self.loop.stop()
 
     # ---- connections ----------------------------------------------------------------
@@ -409,6 +421,7 @@ class Server:
         conn._write(response)
         conn._head = None
         conn.endpoint = endpoint
+        conn.subprotocol = subprotocol
         conn._transition("handshake accepted")
         conn._start_parser()
         conn._mark = None

@@ -1,6 +1,7 @@
 """The ``wsframe`` command line (also ``python -m wsframe``).
 
     wsframe serve [APP] [--workers N|auto] [--host 127.0.0.1] [--port 8765] [--demo] ...
+    wsframe serve --gateway --redis URL [--gateway-maxlen N] ...
     wsframe connect URL [--echo]
     wsframe explain HEX... | --handshake KEY | --head
     wsframe bench capacity|echo|broadcast [URL] ...
@@ -53,9 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis", metavar="URL",
                        help="share rooms with other servers through Redis pub/sub "
                             "(redis://[user:password@]host:port/db, rediss:// for TLS; "
-                            "needs pip install 'wsframe[redis]')")
+                            "redis+cluster://host:port[,host:port...] for a Redis Cluster's "
+                            "sharded pub/sub; needs pip install 'wsframe[redis]')")
     serve.add_argument("--redis-prefix", default="wsframe:room:", metavar="PREFIX",
                        help="the channel of room NAME is PREFIX + NAME (default wsframe:room:)")
+    serve.add_argument("--gateway", action="store_true",
+                       help="gateway mode (needs --redis): messages go to backends through "
+                       "Redis streams wsframe:in:room (/room/<name>) and wsframe:in:default "
+                       "(other paths); backends answer through pub/sub (docs/howto/gateway.md)")
+    serve.add_argument("--gateway-maxlen", type=int, default=100_000, metavar="N",
+                       help="with --gateway: keep about the newest N entries per stream "
+                       "(XADD MAXLEN ~ N; default 100000)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--demo", action="store_true",
@@ -176,6 +185,11 @@ def serve_main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: --workers: {exc}", file=sys.stderr)
         return 2
+    if args.gateway and (not args.redis or args.app or args.demo):
+        print("error: --gateway serves its own routes through Redis: it needs --redis URL, "
+              "and no APP or --demo (an app uses wsframe.server.gateway itself)",
+              file=sys.stderr)
+        return 2
     if args.demo and workers > 1:  # its simulated drivers would run once per worker
         print("error: --demo runs in a single process; drop --workers", file=sys.stderr)
         return 2
@@ -193,7 +207,8 @@ def serve_main(args: argparse.Namespace) -> int:
                         origins=tuple(args.origin) if args.origin else None,
                         max_connections=args.max_connections,
                         max_connections_per_address=args.max_connections_per_address)
-        install_builtin_app(server)
+        if not args.gateway:
+            install_builtin_app(server)
     if args.redis:
         if server.backplane is not None:
             print("error: --redis: the app has a backplane of its own", file=sys.stderr)
@@ -203,6 +218,15 @@ def serve_main(args: argparse.Namespace) -> int:
         except (ImportError, ValueError) as exc:
             print(f"error: --redis: {exc}", file=sys.stderr)
             return 2
+    if args.gateway:
+        from wsframe.server.apps import install_gateway_app
+        try:
+            install_gateway_app(server, maxlen=args.gateway_maxlen)
+        except ValueError as exc:
+            print(f"error: --gateway: {exc}", file=sys.stderr)
+            return 2
+    from wsframe.delivery.browser import install_browser_client
+    install_browser_client(server)   # /wsframe.js and /wsframe.d.ts, on every server
     if args.demo:
         from wsframe.tools.demo import install_demo
         install_demo(server)

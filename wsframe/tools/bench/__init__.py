@@ -12,6 +12,7 @@ loopback only unless ``--allow-remote``; every run has a time limit.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import time
 from typing import Optional
@@ -19,7 +20,7 @@ from typing import Optional
 from wsframe.tools.args import size
 from wsframe.tools.bench.display import Progress, plot, print_table, write_json
 from wsframe.tools.bench.fleet import ENGINE_MISSING, Fleet, engine_available, merge_results
-from wsframe.tools.bench.probes import Sample, cpu_seconds, tcp_sockstat
+from wsframe.tools.bench.probes import Sample, cheap_ports_per_source, cpu_seconds, tcp_sockstat
 from wsframe.tools.bench.target import Target, parse_target, start_own_server
 
 __all__ = ["add_bench_parser", "bench_main"]
@@ -101,7 +102,7 @@ def bench_main(args: argparse.Namespace) -> int:
     try:
         run = {"capacity": capacity, "echo": echo, "broadcast": broadcast}[args.bench_mode]
         report = run(args, target)
-    except ValueError as exc:  # a bad --members-at / --publisher-at URL
+    except ValueError as exc:   # a bad --members-at URL, a plan the machine cannot hold
         print(f"error: {exc}")
         return 2
     finally:
@@ -118,16 +119,47 @@ def bench_main(args: argparse.Namespace) -> int:
 
 # ---- helpers shared by the modes ---------------------------------------------------------
 
-def _sources(args, processes: int) -> list[list[str]]:
-    """Source addresses per worker: distinct 127.0.0.x each, past the ~28K ports per pair."""
+def _sources(args, shares: list[int]) -> list[list[str]]:
+    """Source addresses for each load process, one list per entry of ``shares``.
+
+    By default every process gets addresses of its own (127.0.0.2 upwards), as many
+    as keep each one under :func:`cheap_ports_per_source` connections (the engine
+    uses a process's addresses in turn): past half the ephemeral range a
+    ``connect()`` costs some 40 times more, and a load process busy connecting
+    answers neither handshakes nor heartbeats in time. ``--sources A-B`` splits
+    that pool over the processes instead (with a note when it is too small).
+    """
+    per_source = cheap_ports_per_source()
     if args.sources:
         first, _, last = args.sources.partition("-")
         base = first.rsplit(".", 1)[0]
         lo, hi = int(first.rsplit(".", 1)[1]), int((last or first).rsplit(".", 1)[1])
         pool = [f"{base}.{i}" for i in range(lo, hi + 1)]
-    else:
-        pool = [f"127.0.0.{i}" for i in range(2, 2 + max(processes, 1))]
-    return [pool[i::processes] or pool for i in range(processes)]
+        out = [pool[i::len(shares)] or pool for i in range(len(shares))]
+        busiest = max(math.ceil(share / len(src)) for share, src in zip(shares, out))
+        if busiest > per_source:
+            print(f"note: up to {busiest:,} connections per source address; past "
+                  f"{per_source:,} each connect() is much slower (give more --sources)")
+        return out
+    counts = [max(1, math.ceil(share / per_source)) for share in shares]
+    if sum(counts) > 65536 * 254 - 1:   # 127.0.0.2 - 127.255.255.254, no .0 or .255
+        raise ValueError("more connections than 127.0.0.0/8 has source addresses for")
+    out, host = [], 2
+    for count in counts:
+        addresses = []
+        while len(addresses) < count:
+            if host % 256 not in (0, 255):
+                addresses.append(str(ipaddress.IPv4Address(0x7F000000 + host)))
+            host += 1
+        out.append(addresses)
+    return out
+
+
+def _sources_line(shares: list[int], sources: list[list[str]]) -> str:
+    count = sum(len(src) for src in sources)
+    busiest = max(math.ceil(share / len(src)) for share, src in zip(shares, sources))
+    return (f"{count} ({sources[0][0]} ...), at most {busiest:,} connections each "
+            f"(cheap ports per address: {cheap_ports_per_source():,})")
 
 
 def _cpus(args) -> list[int]:
@@ -185,7 +217,7 @@ def _cluster_health(target: Target) -> Optional[dict]:
 def capacity(args, target: Target) -> dict:
     processes = args.processes or max(1, math.ceil(args.connections / PER_PROCESS))
     shares = _split(args.connections, processes)
-    sources = _sources(args, processes)
+    sources = _sources(args, shares)
     ramp_seconds = args.connections / max(args.rate, 1)
     room_size = getattr(args, "room_size", 0)
     specs = [dict(host=target.host, port=target.port, mode="hold",
@@ -199,6 +231,7 @@ def capacity(args, target: Target) -> dict:
     fleet = Fleet(specs, cpus=_cpus(args)).start()
     progress = Progress()
     samples, peak = [baseline], baseline
+    kernel = []   # (connections, TCP memory, TCP sockets in use) per sample, machine-wide
     start = time.monotonic()
     deadline = start + min(args.time_limit, ramp_seconds * 3 + args.hold + 60)
     server_died = False
@@ -208,13 +241,15 @@ def capacity(args, target: Target) -> dict:
         totals = fleet.totals()
         sample = Sample(time.monotonic() - start, totals["open"], target.pid)
         samples.append(sample)
+        sockstat = tcp_sockstat()
+        kernel.append((sample.connections, sockstat.get("mem_bytes", 0), sockstat.get("inuse", 0)))
         if sample.connections >= peak.connections:
-            peak, sock_peak = sample, tcp_sockstat()
+            peak, sock_peak = sample, sockstat
         if target.process is not None and time.monotonic() - health_at >= 5.0:
             health_at = time.monotonic()
             snapshot = _cluster_health(target)
-            if snapshot and snapshot["totals"]["connections"] >= health_peak.get(
-                    "totals", {}).get("connections", -1):
+            if snapshot and snapshot["totals"]["connections"] > health_peak.get(
+                    "totals", {}).get("connections", -1):   # the first at the most, not the close
                 health_peak = snapshot
         rate = totals["attempted"] / max(sample.t, 1e-9)
         progress.update(f"open {totals['open']:,} / {args.connections:,}  failed "
@@ -265,11 +300,11 @@ def capacity(args, target: Target) -> dict:
                      + f"; rooms {health_peak['totals']['rooms']:,}; restarts "
                      f"{health_peak['totals']['restarts']}"))
     if room_size > 0:
-        rows.append(("rooms", f"{math.ceil(args.connections / room_size):,} of {room_size} "
-                     "(each on the worker that owns it)"))
+        rows.append(("rooms", f"{math.ceil(args.connections / room_size):,} of {room_size}"
+                     + (" (each on the worker that owns it)" if health_peak else "")))
     rows += [
-        ("kernel TCP memory", f"{(sock_peak.get('mem_bytes', 0) - sock_before.get('mem_bytes', 0)) / 2**20:,.1f} MiB "
-                              "(machine-wide, load side included; not in any RSS)"),
+        ("kernel TCP memory", _kernel_line(kernel, ceiling, sock_before)),
+        ("source addresses", _sources_line(shares, sources)),
         ("load side", _load_line(merged, wall)),
     ]
     print_table(f"capacity: {target.label or target.url}", rows)
@@ -280,8 +315,25 @@ def capacity(args, target: Target) -> dict:
             "held_last": held[-1].as_dict() if held else None,
             "samples": [s.as_dict() for s in samples], "result": merged,
             "sockstat_before": sock_before, "sockstat_peak": sock_peak,
-            "cluster_health": health_peak or None,
+            "kernel_samples": kernel,
+            "cluster_health": health_peak or None, "sources": sources,
             "ok": not server_died and merged["connected"] > 0}
+
+
+def _kernel_line(kernel: list, ceiling: int, before: dict) -> str:
+    """/proc/net/sockstat's TCP memory while the connections were held (it swings with
+    the data in flight, e.g. a round of heartbeat Pings, so the median and the most)."""
+    held = [mem for conns, mem, _ in kernel if ceiling and conns >= 0.99 * ceiling]
+    # The last of them can fall after the load began closing (its counters lag a loop
+    # turn) and then counts every Close frame in flight: not the held state.
+    held = sorted(held[:-1] if len(held) > 1 else held)
+    inuse = max((n for _, _, n in kernel), default=0)
+    if not held:
+        return "n/a"
+    return (f"median {held[len(held) // 2] / 2**20:,.1f} MiB, most {held[-1] / 2**20:,.1f} MiB "
+            f"while held (before: {before.get('mem_bytes', 0) / 2**20:,.1f} MiB; TCP sockets "
+            f"in use {before.get('inuse', 0):,} -> {inuse:,}; machine-wide, load side "
+            "included; not in any RSS)")
 
 
 def _stop_reason(merged: dict, wanted: int, server_died: bool) -> str:
@@ -301,11 +353,12 @@ def _stop_reason(merged: dict, wanted: int, server_died: bool) -> str:
 
 def echo(args, target: Target) -> dict:
     processes = args.processes or 1
+    shares = _split(args.connections, processes)
     specs = [dict(host=target.host, port=target.port, path=target.path, mode="echo",
                   connections=share, inflight=args.inflight, size=args.size,
                   text=not args.binary, duration=args.duration, warmup=args.warmup,
                   source_addresses=tuple(src))
-             for share, src in zip(_split(args.connections, processes), _sources(args, processes))]
+             for share, src in zip(shares, _sources(args, shares))]
     before = cpu_seconds(target.pid) if target.pid else 0.0
     merged, wall = _run_with_progress(specs, args, args.duration + args.warmup)
     rate = merged["messages_received"] / max(merged["elapsed"], 1e-9)
@@ -350,12 +403,12 @@ def broadcast(args, target: Target) -> dict:
     homes = [target] + [parse_target(url, target.path, args.allow_remote)
                         for url in args.members_at]
     processes = max(processes, len(homes))   # at least one load process per server
-    sources = _sources(args, processes + 1)
+    shares = _split(args.members, processes)
+    sources = _sources(args, shares + [1])   # the publisher's address comes last
     subscribers = [dict(host=home.host, port=home.port, path=home.path, mode="subscribe",
                         connections=share, size=args.size, warmup=0.0,
                         duration=ramp + args.duration + 30, source_addresses=tuple(src))
-                   for i, (share, src) in enumerate(zip(_split(args.members, processes),
-                                                        sources[:processes]))
+                   for i, (share, src) in enumerate(zip(shares, sources[:processes]))
                    for home in [homes[i % len(homes)]]]
     publisher_at = (parse_target(args.publisher_at, target.path, args.allow_remote)
                     if args.publisher_at else target)

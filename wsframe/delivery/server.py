@@ -1,0 +1,419 @@
+"""Reliable delivery on a server: acks, dedupe, per-room offsets, history and resume.
+
+::
+
+    server = Server()
+    delivery = Delivery(server)
+
+    class Track:
+        def on_open(self, conn, request, params):
+            delivery.join(conn, f"order:{params['order_id']}")
+
+        def on_message(self, conn, message):        # {"id": "msg_123", "action": ...}
+            if message.get("action") == "contact_driver":
+                notify_driver(message)               # returning acks it: {"ack": "msg_123"}
+
+    server.route("/track/{order_id}", delivery.endpoint(Track()))
+    delivery.publish("order:42", {"lat": 52.5, "lon": 13.4})   # offset, history, fan-out
+
+Connections that negotiate the ``wsframe.v1`` subprotocol get the protocol
+of :mod:`wsframe.delivery.wire` (docs/protocol.md). Others on the same route
+are plain WebSocket clients: the app's hooks see ``str`` / ``bytes`` as
+usual and a publication reaches them as its data, JSON text.
+
+*Client to server.* A message with an ``id`` is acknowledged once the app
+has taken it: when ``on_message`` returns, or, if it returns :data:`LATER`,
+when the app calls :meth:`Delivery.ack`. An id already seen in the session
+(within the last ``dedupe_window`` ids) is acknowledged again without
+calling the app. If the app raises, the id is forgotten (the connection is
+closed with 1011), so the client's retry is handled afresh.
+
+*Server to client.* Every publication to a room gets the next offset of the
+room's epoch and is kept in the room's history (``history_size`` entries,
+``history_age`` seconds). A client that rejoins a room with its last epoch
+and offset gets exactly the publications it missed, then ``recovered``, or
+``discontinuity`` when they are no longer all there. It never gets part of
+them. Replay and live delivery happen on the same loop, so nothing slips in
+between.
+
+*Sessions* outlive their connection by ``session_ttl`` seconds: a client
+that reconnects with its session id keeps its dedupe window, also when the
+server still holds its old connection open (that one is closed with
+:data:`SESSION_TAKEN`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict, deque
+from typing import Any, Optional
+
+from wsframe.delivery.history import Histories
+from wsframe.delivery.redis_history import RedisHistory
+from wsframe.backplane.redis import RedisError
+from wsframe.delivery.wire import SESSION_TAKEN, SUBPROTOCOL, BadFrame, dumps, parse, pub
+from wsframe.sansio.protocol import OPEN
+from wsframe.server.server import Endpoint, Server
+
+__all__ = ["Delivery", "LATER", "SESSION_TAKEN", "Session"]
+
+log = logging.getLogger("wsframe.delivery")
+
+#: Returned by ``on_message``: the app acknowledges later, with :meth:`Delivery.ack`.
+LATER = object()
+#: The room of a room's wsframe.v1 members (their frames differ from plain members'):
+#: room names that start with it are reserved.
+TWIN = "wsframe.v1:"
+
+
+class Session:
+    """One client's session: its dedupe window, across its connections."""
+
+    __slots__ = ("id", "seen", "conn", "left_at")
+
+    def __init__(self, ident: str) -> None:
+        self.id = ident
+        self.seen: Optional[OrderedDict] = None   # message id -> acked / pending (False);
+        #                                           made on the first id: idle sessions stay small
+        self.conn = None
+        self.left_at = 0.0
+
+
+class _State:
+    """A wsframe.v1 connection: its session, and until the hello its open arguments."""
+
+    __slots__ = ("session", "opening", "resume")
+
+    def __init__(self, opening) -> None:
+        self.session: Optional[Session] = None
+        self.opening = opening      # (request, params) until the hello arrives
+        self.resume: Optional[dict] = None  # room -> {"epoch", "offset"}, during the hello
+
+
+class Delivery:
+    """Acks, dedupe, offsets, history and resume for one server (see the module docstring)."""
+
+    def __init__(self, server: Server, *, history_size: int = 1000, history_age: float = 300.0,
+                 session_ttl: float = 120.0, dedupe_window: int = 1024,
+                 hello_timeout: float = 10.0, keepalive: float = 20.0,
+                 node: Optional[str] = None) -> None:
+        self.server = server
+        self.histories = Histories(history_size, history_age)
+        self.session_ttl = session_ttl
+        self.dedupe_window = dedupe_window
+        self.hello_timeout = hello_timeout
+        self.keepalive = keepalive
+        self.node = node or f"pid {os.getpid()}"
+        self.sessions: dict[str, Session] = {}
+        self._states: dict = {}   # conn -> _State, for wsframe.v1 connections
+        self._pending_joins: dict[str, int] = {}   # twin room -> joins waiting for Redis
+        self._awaiting_hello: deque = deque()   # (deadline, conn), in deadline order
+        self.counts = dict.fromkeys(("acked", "duplicates", "replayed", "recovered",
+                                     "discontinuities", "published", "publish_failed",
+                                     "bad_frames", "unavailable", "taken_over"), 0)
+        backplane = server.backplane
+        #: With the Redis backplane, the history lives in Redis (see redis_history).
+        self.redis: Optional[RedisHistory] = RedisHistory(
+            backplane, history_size=history_size, history_age=history_age,
+            v1_room_prefix=TWIN) if hasattr(backplane, "ready_hooks") else None
+        server.loop.call_later(min(10.0, session_ttl), self._sweep)
+
+    # ---- the application's side ------------------------------------------------------
+
+    def endpoint(self, app: Any) -> Endpoint:
+        """An Endpoint for a route, calling ``app``'s ``on_open(conn, request, params)``,
+        ``on_message(conn, message)`` and ``on_close(conn, code, reason)`` (any of them).
+        For wsframe.v1 connections ``on_open`` waits for the client's hello, and
+        ``message`` is the decoded JSON object (``str`` / ``bytes`` for plain clients)."""
+        return _ReliableEndpoint(self, app)
+
+    def join(self, conn, room: str) -> None:
+        """Put ``conn`` in ``room``: a wsframe.v1 connection first gets what it missed
+        since the offset its hello named for this room (or where the room is now)."""
+        state = self._states.get(conn)
+        if state is None:
+            conn.join(room)
+            return
+        position = state.resume.pop(room, None) if state.resume else None
+        if self.redis is not None:
+            return self._join_from_redis(conn, room, position)
+        history = self.histories.get(room)
+        if position is None:
+            conn.send(dumps({"op": "joined", "room": room, "epoch": history.epoch,
+                             "offset": history.offset}))
+        else:
+            missed = history.since(position["epoch"], position["offset"])
+            if isinstance(missed, str):
+                self.counts["discontinuities"] += 1
+                conn.send(dumps({"op": "discontinuity", "room": room, "epoch": history.epoch,
+                                 "offset": history.offset, "reason": missed}))
+            else:
+                for offset, _, data_json in missed:
+                    conn.send(pub(room, history.epoch, offset, data_json))
+                self.counts["replayed"] += len(missed)
+                self.counts["recovered"] += 1
+                conn.send(dumps({"op": "recovered", "room": room, "epoch": history.epoch,
+                                 "offset": history.offset, "replayed": len(missed)}))
+        conn.join(TWIN + room)
+
+    def _join_from_redis(self, conn, room: str, position: Optional[dict]) -> None:
+        """Subscribe first, then (at the end of the turn, after the SUBSCRIBE) ask Redis
+        for the position or what was missed; join when the answer comes: pushes after it
+        on the same connection are exactly the publications after it."""
+        twin = TWIN + room
+        backplane = self.server.backplane
+        backplane.want(twin)
+        pending = self._pending_joins
+        pending[twin] = pending.get(twin, 0) + 1
+        epoch, offset = (position["epoch"], position["offset"]) if position else (None, 0)
+
+        def answered(reply) -> None:
+            left = pending.pop(twin) - 1
+            if left:
+                pending[twin] = left
+            failed = isinstance(reply, RedisError)
+            if conn.state is not OPEN or failed:
+                if not left and self.server.rooms.get(twin) is None:
+                    backplane.unwant(twin)   # nobody here for it after all
+                if failed and conn.state is OPEN:
+                    self.counts["unavailable"] += 1
+                    # 1013 Try Again Later (IANA WebSocket close code registry): reconnect
+                    conn.close(1013, "history unavailable, try again later")
+                return
+            now_epoch, now_offset = reply[0].decode(), int(reply[1])
+            verdict = reply[2].decode()
+            if verdict == "joined":
+                conn.send(dumps({"op": "joined", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset}))
+            elif verdict == "recovered":
+                entries = reply[3:]
+                for i in range(0, len(entries), 2):
+                    conn.send(pub(room, now_epoch, int(entries[i]), entries[i + 1].decode()))
+                self.counts["replayed"] += len(entries) // 2
+                self.counts["recovered"] += 1
+                conn.send(dumps({"op": "recovered", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset, "replayed": len(entries) // 2}))
+            else:
+                self.counts["discontinuities"] += 1
+                conn.send(dumps({"op": "discontinuity", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset, "reason": verdict}))
+            conn.join(twin)
+
+        self.server.loop.at_turn_end(
+            lambda: self.redis.join(room, epoch, offset, answered))
+
+    def leave(self, conn, room: str) -> None:
+        conn.leave(TWIN + room if conn in self._states else room)
+
+    def publish(self, room: str, data: Any) -> Optional[int]:
+        """Publish ``data`` (anything JSON can carry) to ``room``; returns its offset.
+        wsframe.v1 members get it with its offset; plain members get ``data`` itself
+        (a ``str`` as is, anything else as JSON text). With the Redis backplane, Redis
+        assigns the offset (``None`` is returned) and every server, this one too,
+        delivers it when Redis's push brings it; ``publish_failed`` counts the
+        publications Redis did not take."""
+        data_json = dumps(data)
+        if self.redis is not None:
+            if self.redis.publish(room, data_json, isinstance(data, str),
+                                  callback=self._published):
+                self.counts["published"] += 1
+            return None
+        history = self.histories.get(room)
+        offset = history.append(data_json)
+        self.counts["published"] += 1
+        rooms = self.server.rooms
+        twin = rooms.get(TWIN + room)
+        if twin is not None:
+            twin.deliver(pub(room, history.epoch, offset, data_json))
+        plain = rooms.get(room)
+        if plain is not None:
+            plain.deliver(data if isinstance(data, str) else data_json)
+        return offset
+
+    def _published(self, reply) -> None:
+        if isinstance(reply, RedisError):
+            self.counts["publish_failed"] += 1
+
+    def send(self, conn, data: Any) -> None:
+        """A direct message to one connection (``{"op":"msg","data":...}`` in wsframe.v1)."""
+        if conn in self._states:
+            conn.send(dumps({"op": "msg", "data": data}))
+        else:
+            conn.send(data if isinstance(data, (str, bytes)) else dumps(data))
+
+    def ack(self, conn, message_id: str) -> None:
+        """Acknowledge a message whose ``on_message`` returned :data:`LATER`."""
+        state = self._states.get(conn)
+        if state is None or state.session is None:
+            return
+        seen = state.session.seen
+        if seen is not None and seen.get(message_id) is False:
+            seen[message_id] = True
+            self.counts["acked"] += 1
+            if conn.state is OPEN:
+                conn.send(dumps({"ack": message_id}))
+
+    # ---- the protocol ---------------------------------------------------------------
+
+    def _opened(self, conn, request, params) -> bool:
+        """True: a wsframe.v1 connection, whose app open waits for the hello."""
+        if conn.subprotocol != SUBPROTOCOL:
+            return False
+        self._states[conn] = _State((request, params))
+        waiting = self._awaiting_hello
+        waiting.append((time.monotonic() + self.hello_timeout, conn))
+        if len(waiting) == 1:
+            self.server.loop.call_later(self.hello_timeout, self._check_hellos)
+        return True
+
+    def _check_hellos(self) -> None:
+        """Close the connections whose hello is late (one timer for all: the deadlines
+        come in order, as the timeout is the same for everyone)."""
+        waiting, now = self._awaiting_hello, time.monotonic()
+        while waiting and waiting[0][0] <= now:
+            _, conn = waiting.popleft()
+            state = self._states.get(conn)
+            if state is not None and state.opening is not None and conn.state is OPEN:
+                conn.close(1008, "wsframe.v1: no hello")
+        if waiting:
+            self.server.loop.call_later(max(waiting[0][0] - now, 0.01), self._check_hellos)
+
+    def _frame(self, conn, state: _State, app, text) -> None:
+        if not isinstance(text, str):
+            if state.opening is None and hasattr(app, "on_message"):
+                app.on_message(conn, text)   # binary: the app's, no ack
+            return
+        try:
+            frame = parse(text)
+        except BadFrame as exc:
+            self.counts["bad_frames"] += 1
+            conn.close(1008, f"wsframe.v1: {exc}"[:123])
+            return
+        op = frame.get("op")
+        if op == "ping":
+            conn.send('{"op":"pong"}')
+            return
+        if state.opening is not None:
+            if op != "hello":
+                self.counts["bad_frames"] += 1
+                conn.close(1008, "wsframe.v1: the first frame is a hello")
+                return
+            return self._hello(conn, state, app, frame)
+        if op == "hello":
+            self.counts["bad_frames"] += 1
+            conn.close(1008, "wsframe.v1: one hello per connection")
+            return
+        ident = frame.get("id")
+        if ident is None:
+            if hasattr(app, "on_message"):
+                app.on_message(conn, frame)
+            return
+        seen = state.session.seen
+        if seen is None:
+            seen = state.session.seen = OrderedDict()
+        if ident in seen:
+            self.counts["duplicates"] += 1
+            if seen[ident]:
+                conn.send(dumps({"ack": ident, "duplicate": True}))
+            return  # still pending: its ack is on its way
+        seen[ident] = False
+        if len(seen) > self.dedupe_window:
+            seen.popitem(last=False)
+        try:
+            result = app.on_message(conn, frame) if hasattr(app, "on_message") else None
+        except BaseException:
+            seen.pop(ident, None)   # not taken: a retry is handled afresh
+            raise
+        if result is not LATER:
+            seen[ident] = True
+            self.counts["acked"] += 1
+            conn.send(f'{{"ack":{dumps(ident)}}}')
+
+    def _hello(self, conn, state: _State, app, frame: dict) -> None:
+        ident = frame.get("session")
+        session = self.sessions.get(ident) if ident else None
+        if session is not None and session.conn is not None and session.conn is not conn:
+            # §4.5: still held by another connection, most likely one its client left
+            # behind (a network switch the server has not noticed yet). This hello
+            # resumes it; the other connection is closed, and its client, if alive
+            # (a duplicated browser tab), starts a session of its own.
+            old, session.conn = session.conn, None
+            self.counts["taken_over"] += 1
+            if old.state is OPEN:
+                old.close(SESSION_TAKEN, "wsframe.v1: session resumed by another connection")
+        resumed = session is not None
+        if not resumed:   # unknown or expired
+            session = Session(secrets.token_urlsafe(12))
+            self.sessions[session.id] = session
+        session.conn = conn
+        state.session = session
+        state.resume = dict(frame["rooms"]) if frame.get("rooms") else None
+        request, params = state.opening
+        state.opening = None
+        conn.send(dumps({"op": "welcome", "session": session.id, "resumed": resumed,
+                         "keepalive": self.keepalive, "node": self.node}))
+        if hasattr(app, "on_open"):
+            app.on_open(conn, request, params)
+        state.resume = None   # rooms the app did not join again: nothing to resume
+
+    def _closed(self, conn) -> None:
+        state = self._states.pop(conn, None)
+        if state is None:
+            return
+        session = state.session
+        if session is not None and session.conn is conn:
+            session.conn = None
+            session.left_at = time.monotonic()
+
+    def _sweep(self) -> None:
+        """Expire sessions left longer than ``session_ttl``, and idle histories."""
+        now = time.monotonic()
+        for ident in [i for i, s in self.sessions.items()
+                      if s.conn is None and now - s.left_at > self.session_ttl]:
+            del self.sessions[ident]
+        rooms = self.server.rooms
+        self.histories.sweep(now, keep=lambda name: rooms.get(TWIN + name) is not None
+                             or rooms.get(name) is not None)
+        if not self.server._stopping:
+            self.server.loop.call_later(min(10.0, self.session_ttl), self._sweep)
+
+    def stats(self) -> dict:
+        return {"sessions": len(self.sessions), "histories": len(self.histories),
+                **self.counts}
+
+
+class _ReliableEndpoint(Endpoint):
+    """One route's Endpoint: wsframe.v1 connections through Delivery, others plain."""
+
+    subprotocols = (SUBPROTOCOL,)
+
+    def __init__(self, delivery: Delivery, app: Any) -> None:
+        self.delivery = delivery
+        self.app = app
+
+    def on_upgrade(self, request, params):
+        hook = getattr(self.app, "on_upgrade", None)
+        if hook is not None:
+            return hook(request, params)
+        return None
+
+    def on_open(self, conn, request, params):
+        if not self.delivery._opened(conn, request, params) and hasattr(self.app, "on_open"):
+            self.app.on_open(conn, request, params)
+
+    def on_message(self, conn, message):
+        state = self.delivery._states.get(conn)
+        if state is None:
+            if hasattr(self.app, "on_message"):
+                self.app.on_message(conn, message)
+            return
+        self.delivery._frame(conn, state, self.app, message)
+
+    def on_close(self, conn, code, reason):
+        was_v1 = conn in self.delivery._states
+        opened = not was_v1 or self.delivery._states[conn].opening is None
+        self.delivery._closed(conn)
+        if opened and hasattr(self.app, "on_close"):
+            self.app.on_close(conn, code, reason)
