@@ -1,32 +1,40 @@
 """Rooms across servers: wsframe vs Socket.IO with its Redis adapter, in one run.
 
-The same end-to-end case for both, back to back, ``--runs`` times each, every
-run with a fresh redis-server (own port, never 6379) and fresh servers:
+The same end-to-end case for both, back to back (the cases alternate within
+each of ``--runs`` rounds), every run with a fresh redis-server (own port,
+never 6379) and fresh servers:
 
-* three servers on loopback sharing that Redis, the room's members split
-  evenly over them, one publisher connected to the first server sending
-  ``--size``-byte messages at ``--rate`` per second for ``--duration`` s;
+* three servers on loopback sharing that Redis, the room's ``--members``
+  split evenly over them, one publisher connected to the first server sending
+  ``--size``-byte messages at each of ``--rates`` per second for ``--duration`` s;
 * **wsframe**: ``wsframe serve --redis`` x3 driven by ``wsframe bench
   broadcast --members-at`` (the C load engine), exactly as the 3-server case
   of ``benchmarks/backplane.py`` (its functions are called here);
 * **Socket.IO**: ``benchmarks/peers/socketio/server.js`` x3 (socket.io with
   ``@socket.io/redis-adapter``'s ``createAdapter``, WebSocket transport only,
   no compression), members and publisher in Node with socket.io-client
-  (``receivers.js`` in ``--receiver-processes`` processes, ``publisher.js``).
-  ``--sharded`` adds a third case: the same servers with
-  ``createShardedAdapter(..., {subscriptionMode: "dynamic"})`` (a ``SSUBSCRIBE``
-  per room, Redis >= 7).
+  (``receivers.js`` in ``--receiver-processes`` processes, ``publisher.js``);
+* ``--sharded``: the same Socket.IO servers with ``createShardedAdapter(...,
+  {subscriptionMode: "dynamic"})`` (a ``SSUBSCRIBE`` per room, Redis >= 7);
+* ``--node-ws``: wsframe's servers with the Socket.IO case's Node load (plain
+  ``ws`` clients), to tell the servers' cost from the load side's;
+* ``--traffic-servers N`` (default 10): every case once more with N servers
+  and ``--traffic-members`` members all on the first (with the publisher):
+  what Redis sends per message when most servers have no member.
 
 Both sides put the same payload in each message (16 hex digits of
 CLOCK_MONOTONIC ns, 8 of sender id, '.' filler: ``_speedups/wsload.h``) and
 bin latencies in the same histogram, so deliveries/s and latency p50/p99
-mean the same thing. Around each run, Redis's own counters: ``PUBSUB NUMSUB``
-/ ``NUMPAT`` while the room is live, and ``INFO stats`` bytes in and out per
-message published; also the CPU seconds of servers, Redis and the load side,
-and the machine's load average (other work may share the machine).
+mean the same thing. Around each window, Redis's own counters: who gets the
+room's messages (``PUBSUB NUMSUB`` / ``SHARDNUMSUB`` / ``NUMPAT``, ``CLIENT
+LIST``) and ``INFO stats`` bytes in and out per message published; also the
+CPU seconds of servers, Redis and the load side, the machine's busy share
+and load average (other work may share the machine; ``--wait-quiet S``
+waits up to S s before each run for a quiet second).
 
     (cd benchmarks/peers/socketio && npm ci)
     python benchmarks/socketio_redis.py --runs 3 --members 1500 --rates 20,100 \\
+        --duration 10 --sharded --node-ws --wait-quiet 20 \\
         --json benchmarks/results/socketio_redis.json
 
 Bounded (every wait has a limit); everything started is stopped by pid.
@@ -502,12 +510,13 @@ def markdown(rows: list[dict]) -> str:
     for row in rows:
         share = 100 * row["delivered_fraction"]
         all_delivered = "yes" if row["delivered_all"] else f"no (worst run {share:.1f}%)"
+        reach = f"{row['redis_sends_to']} server" + ("" if row["redis_sends_to"] == 1 else "s")
         lines.append(
             f"| {row['case']} | {row['members']:,} | {row['rate']:g}/s "
             f"| {row['deliveries_per_second']:,.0f} "
             f"| {row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms | {row['drain_s']:.1f} s "
             f"| {all_delivered} "
-            f"| {row['servers_cpu_us_per_delivery']:.1f} us | {row['redis_sends_to']} servers "
+            f"| {row['servers_cpu_us_per_delivery']:.1f} us | {reach} "
             f"| {row['redis_out_bytes_per_message']:.0f} B "
             f"| {row['redis_in_bytes_per_message']:.0f} B | {row['machine_busy_percent']:.0f}% "
             f"({row['others_cores']:.1f} cores) "
