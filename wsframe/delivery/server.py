@@ -47,7 +47,8 @@ import logging
 import os
 import secrets
 import time
-from collections import OrderedDict, deque
+import re
+from collections import deque
 from typing import Any, Optional
 
 from wsframe.delivery.history import Histories
@@ -60,6 +61,9 @@ from wsframe.server.server import Endpoint, Server
 __all__ = ["Delivery", "LATER", "SESSION_TAKEN", "Session"]
 
 log = logging.getLogger("wsframe.delivery")
+
+#: Ids that need no JSON escaping (the common case: the ack is formatted directly).
+_PLAIN_ID = re.compile(r"[\w.:\-]{1,128}\Z", re.ASCII).match
 
 #: Returned by ``on_message``: the app acknowledges later, with :meth:`Delivery.ack`.
 LATER = object()
@@ -75,7 +79,7 @@ class Session:
 
     def __init__(self, ident: str) -> None:
         self.id = ident
-        self.seen: Optional[OrderedDict] = None   # message id -> acked / pending (False);
+        self.seen: Optional[dict] = None   # message id -> acked / pending (False), oldest first;
         #                                           made on the first id: idle sessions stay small
         self.conn = None
         self.left_at = 0.0
@@ -280,10 +284,11 @@ class Delivery:
         if waiting:
             self.server.loop.call_later(max(waiting[0][0] - now, 0.01), self._check_hellos)
 
-    def _frame(self, conn, state: _State, app, text) -> None:
+    def _frame(self, conn, state: _State, endpoint: "_ReliableEndpoint", text) -> None:
+        handle = endpoint.handle
         if not isinstance(text, str):
-            if state.opening is None and hasattr(app, "on_message"):
-                app.on_message(conn, text)   # binary: the app's, no ack
+            if state.opening is None:
+                handle(conn, text)   # binary: the app's, no ack
             return
         try:
             frame = parse(text)
@@ -300,19 +305,18 @@ class Delivery:
                 self.counts["bad_frames"] += 1
                 conn.close(1008, "wsframe.v1: the first frame is a hello")
                 return
-            return self._hello(conn, state, app, frame)
+            return self._hello(conn, state, endpoint.app, frame)
         if op == "hello":
             self.counts["bad_frames"] += 1
             conn.close(1008, "wsframe.v1: one hello per connection")
             return
         ident = frame.get("id")
         if ident is None:
-            if hasattr(app, "on_message"):
-                app.on_message(conn, frame)
+            handle(conn, frame)
             return
         seen = state.session.seen
         if seen is None:
-            seen = state.session.seen = OrderedDict()
+            seen = state.session.seen = {}
         if ident in seen:
             self.counts["duplicates"] += 1
             if seen[ident]:
@@ -320,16 +324,16 @@ class Delivery:
             return  # still pending: its ack is on its way
         seen[ident] = False
         if len(seen) > self.dedupe_window:
-            seen.popitem(last=False)
+            del seen[next(iter(seen))]   # the oldest (dicts keep insertion order)
         try:
-            result = app.on_message(conn, frame) if hasattr(app, "on_message") else None
+            result = handle(conn, frame)
         except BaseException:
             seen.pop(ident, None)   # not taken: a retry is handled afresh
             raise
         if result is not LATER:
             seen[ident] = True
             self.counts["acked"] += 1
-            conn.send(f'{{"ack":{dumps(ident)}}}')
+            conn.send(f'{{"ack":"{ident}"}}' if _PLAIN_ID(ident) else f'{{"ack":{dumps(ident)}}}')
 
     def _hello(self, conn, state: _State, app, frame: dict) -> None:
         ident = frame.get("session")
@@ -392,6 +396,7 @@ class _ReliableEndpoint(Endpoint):
     def __init__(self, delivery: Delivery, app: Any) -> None:
         self.delivery = delivery
         self.app = app
+        self.handle = getattr(app, "on_message", None) or _ignore   # looked up once
 
     def on_upgrade(self, request, params):
         hook = getattr(self.app, "on_upgrade", None)
@@ -406,10 +411,9 @@ class _ReliableEndpoint(Endpoint):
     def on_message(self, conn, message):
         state = self.delivery._states.get(conn)
         if state is None:
-            if hasattr(self.app, "on_message"):
-                self.app.on_message(conn, message)
+            self.handle(conn, message)
             return
-        self.delivery._frame(conn, state, self.app, message)
+        self.delivery._frame(conn, state, self, message)
 
     def on_close(self, conn, code, reason):
         was_v1 = conn in self.delivery._states
@@ -417,3 +421,7 @@ class _ReliableEndpoint(Endpoint):
         self.delivery._closed(conn)
         if opened and hasattr(self.app, "on_close"):
             self.app.on_close(conn, code, reason)
+
+
+def _ignore(conn, message) -> None:
+    """The message hook of an app that has none."""
