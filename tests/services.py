@@ -69,6 +69,7 @@ class RedisServer:
             except subprocess.SubprocessError:
                 pass
             time.sleep(0.05)
+        self.stop()   # never leave it running behind a failed start
         raise RuntimeError("redis-server did not answer PING in 10 s")
 
     def stop(self) -> None:
