@@ -32,16 +32,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from benchmarks.loopback import free_port, health, wait_for  # noqa: E402
 from wsframe import codec  # noqa: E402
 from wsframe.codec.frames import OP_TEXT  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -50,26 +47,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS   # utime + stime
 
 
-def health(port: int) -> dict:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n")
-        raw = b""
-        while chunk := sock.recv(65536):
-            raw += chunk
-    return json.loads(raw.partition(b"\r\n\r\n")[2])
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (OSError, ValueError):
-            pass
-        time.sleep(interval)
-    return None
 
 
 def open_ws(port: int, path: str) -> socket.socket:

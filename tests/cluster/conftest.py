@@ -15,14 +15,9 @@ import time
 import pytest
 
 from wsframe.client.blocking import connect
+from tests.services import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def alive(pid: int) -> bool:
