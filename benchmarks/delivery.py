@@ -10,7 +10,9 @@
    hello to its ``recovered`` frame.
 4. **Memory per idle connection** with a session, against plain: N
    connections to a ``wsframe serve`` process of an app with a Delivery
-   route, RSS before and after.
+   route, RSS before and after; each in its own room (a room, a history and
+   an epoch per connection), in rooms of 3, and all in one room (what a
+   session costs, the history not counted).
 
 Members are real sockets (socketpairs); a forked process reads and discards
 their other ends, on the other core. Loopback only, bounded.
@@ -238,8 +240,9 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def idle_memory(connections: int, v1: bool) -> float:
-    """Bytes of server RSS per idle connection (each in its own room, one session each)."""
+def idle_memory(connections: int, v1: bool, room_size: int = 1) -> float:
+    """Bytes of server RSS per idle connection (one session each; ``room_size``
+    connections per room: 1, each in its own room with its own history)."""
     import tempfile
     workdir = tempfile.mkdtemp(prefix="wsframe-delivery-bench-")
     with open(os.path.join(workdir, "delivery_bench_app.py"), "w") as f:
@@ -262,7 +265,8 @@ def idle_memory(connections: int, v1: bool) -> float:
         before = rss_kib(proc.pid)
         for i in range(connections):
             sock = socket.create_connection(("127.0.0.1", port))
-            sock.sendall(request(f"/track/{i}", v1) + (text_frame(HELLO) if v1 else b""))
+            sock.sendall(request(f"/track/{i // room_size}", v1)
+                         + (text_frame(HELLO) if v1 else b""))
             socks.append(sock)
             if i % 500 == 499:
                 time.sleep(0.05)
@@ -301,8 +305,11 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=64000)
     parser.add_argument("--missed", type=int, default=1000)
     parser.add_argument("--idle", type=int, default=5000)
+    parser.add_argument("--only", default="broadcast,messages,memory,recovery",
+                        help="comma-separated: broadcast, messages, memory, recovery")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     report = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                        capture_output=True, text=True).stdout.strip(),
               "date": time.strftime("%Y-%m-%d"), "args": vars(args), "rows": []}
@@ -317,21 +324,28 @@ def main() -> int:
         print(f"{name:44} plain {entry['plain_median']:>12,.0f}  v1 {entry['v1_median']:>12,.0f}"
               f" {unit}  (v1/plain {entry['v1_vs_plain']:.2f})", flush=True)
 
-    row(f"broadcast, {args.members} members", "deliveries/s",
-        lambda: broadcast(args.members, args.publications, False),
-        lambda: broadcast(args.members, args.publications, True))
-    row("messages in, 16 per read: echo vs v1 acked", "messages/s",
-        lambda: messages_in(args.messages, False), lambda: messages_in(args.messages, True))
-    row("messages in: app parses + answers vs v1 acked", "messages/s",
-        lambda: messages_in(args.messages, False, by_hand=True),
-        lambda: messages_in(args.messages, True))
-    row(f"idle memory, {args.idle} connections", "bytes/conn",
-        lambda: idle_memory(args.idle, False), lambda: idle_memory(args.idle, True))
-    times = [recovery(args.missed) for _ in range(args.runs)]
-    report["recovery"] = {"missed": args.missed, "seconds": times,
-                          "median_ms": statistics.median(times) * 1000}
-    print(f"recovery of {args.missed} missed publications: "
-          f"{report['recovery']['median_ms']:.1f} ms from hello to recovered", flush=True)
+    if "broadcast" in only:
+        row(f"broadcast, {args.members} members", "deliveries/s",
+            lambda: broadcast(args.members, args.publications, False),
+            lambda: broadcast(args.members, args.publications, True))
+    if "messages" in only:
+        row("messages in, 16 per read: echo vs v1 acked", "messages/s",
+            lambda: messages_in(args.messages, False), lambda: messages_in(args.messages, True))
+        row("messages in: app parses + answers vs v1 acked", "messages/s",
+            lambda: messages_in(args.messages, False, by_hand=True),
+            lambda: messages_in(args.messages, True))
+    if "memory" in only:
+        for size, label in ((1, "each in its own room"), (3, "rooms of 3"),
+                            (args.idle, "all in one room")):
+            row(f"idle memory, {args.idle} connections, {label}", "bytes/conn",
+                lambda: idle_memory(args.idle, False, size),
+                lambda: idle_memory(args.idle, True, size))
+    if "recovery" in only:
+        times = [recovery(args.missed) for _ in range(args.runs)]
+        report["recovery"] = {"missed": args.missed, "seconds": times,
+                              "median_ms": statistics.median(times) * 1000}
+        print(f"recovery of {args.missed} missed publications: "
+              f"{report['recovery']['median_ms']:.1f} ms from hello to recovered", flush=True)
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as f:

@@ -128,7 +128,8 @@ def test_a_backend_answer_reaches_exactly_one_connection(redis_server, r):
             assert [message for _, message in got] == ["for " + conn_id.decode()]
             by_id[conn_id] = got[0][0]
         assert len(set(map(id, by_id.values()))) == 3
-        target = ids[2]   # on server b
+        # the connection on server b (the stream's entries need not come in connect order)
+        target = next(conn_id for conn_id, ws in by_id.items() if ws is clients[2])
         backend.to_connection(r, target, b"\x01\x02", binary=True)
         assert by_id[target].recv(timeout=5) == b"\x01\x02"
         # close=<code> in the envelope closes that connection (RFC 6455 §7.4.2: 4000-4999)

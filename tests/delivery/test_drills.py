@@ -49,16 +49,28 @@ class Node:
 
 
 class Watcher:
-    def __init__(self, port, store=None):
+    """A ReliableClient on its own loop thread. ``timeline``: publications and
+    discontinuities in the order they happened."""
+
+    def __init__(self, port, store=None, path="/track/42"):
         self.loop = Loop(tick_interval=0.05)
         self.received = []
         self.events = []
+        self.timeline = []
+
+        def got(c, data, room):
+            self.received.append(data)
+            self.timeline.append(("pub", data))
+
+        def broken(c, room, why):
+            self.events.append(("discontinuity", why))
+            self.timeline.append(("discontinuity", why))
         self.client = ReliableClient(
-            f"ws://127.0.0.1:{port}/track/42", loop=self.loop, store=store,
+            f"ws://127.0.0.1:{port}{path}", loop=self.loop, store=store,
             reconnect=Backoff(initial=0.05, max_delay=0.2), ack_timeout=0.5,
-            on_message=lambda c, data, room: self.received.append(data),
+            on_message=got,
             on_recovered=lambda c, room, n: self.events.append(("recovered", n)),
-            on_discontinuity=lambda c, room, why: self.events.append(("discontinuity", why)),
+            on_discontinuity=broken,
             on_ack=lambda c, ident: self.events.append(("ack", ident)),
             ping_interval=None)
         self.thread = threading.Thread(target=self.loop.run, daemon=True)

@@ -15,6 +15,11 @@ Every broadcast is sequenced by the owner, which gives one order per room:
   -- the sender's own process included, so its members see the same order.
 
 Each process builds the frame once for its members (``Room.deliver``).
+
+The layer above can address a room's owner itself (``ask_owner``, answered
+by the owner's ``ask_handler``): the delivery layer sequences a room's
+publications and keeps its history there. ``share_owner(prefix)`` makes
+``prefix + name`` owned with ``name`` (delivery's twin rooms).
 A broadcast that ``exclude``-s a member carries (origin slot, fd) so that
 member's process skips it.
 
@@ -25,12 +30,13 @@ out like its own broadcasts. Other workers never talk to Redis about it.
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from wsframe.loop.backpressure import Policy
 from wsframe.server.rooms import BroadcastResult, Room, Rooms
 from wsframe.cluster.partition import owner
-from wsframe.cluster.wire import FANOUT, JOIN, LEAVE, PUBLISH, pack_room_message
+from wsframe.cluster.wire import (ANSWER, ASK, FANOUT, JOIN, LEAVE, PUBLISH, pack_answer,
+                                  pack_ask, pack_room_message, unpack_answer, unpack_ask)
 
 __all__ = ["ClusterRoom", "ClusterRooms"]
 
@@ -42,7 +48,7 @@ class ClusterRoom(Room):
 
     def __init__(self, name: str, rooms: "ClusterRooms") -> None:
         Room.__init__(self, name, rooms)
-        self.owner = owner(name, rooms.slots)
+        self.owner = rooms.owner_of(name)
 
     def broadcast(self, data: Union[str, bytes], *, text: Optional[bool] = None,
                   compress: Optional[bool] = None, exclude=None,
@@ -85,6 +91,26 @@ class ClusterRooms(Rooms):
         self.slots = slots
         self._send = send
         self.remote: dict[str, set[int]] = {}   # owned room -> other slots with members
+        self.shared_prefixes: tuple[str, ...] = ()
+        self._held: dict[str, int] = {}         # room owned elsewhere -> pending joins
+        #: The owner's side of :meth:`ask_owner`: ``(name, payload, origin, answer)``,
+        #: ``answer(bytes | None)`` or ``None`` when no answer is wanted.
+        self.ask_handler: Optional[Callable] = None
+        self._asked: dict[int, tuple[int, Callable]] = {}   # tag -> (slot, answer)
+        self._next_tag = 1
+
+    def share_owner(self, prefix: str) -> None:
+        """Rooms named ``prefix + name`` are owned by the owner of ``name``."""
+        if prefix not in self.shared_prefixes:
+            self.shared_prefixes += (prefix,)
+
+    def owner_of(self, name: str) -> int:
+        """The slot that owns room ``name``."""
+        for prefix in self.shared_prefixes:
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+                break
+        return owner(name, self.slots)
 
     def get_or_create(self, name: str) -> ClusterRoom:
         room = self._rooms.get(name)
@@ -98,18 +124,18 @@ class ClusterRooms(Rooms):
         if room.owner != self.slot:
             self.announce(JOIN, room)
         else:
-            self._interest(room.name)
+            self.update_interest(room.name)
 
     def _forget(self, room: ClusterRoom) -> None:
         if self._rooms.get(room.name) is not room:
             return
         del self._rooms[room.name]
-        if room.owner != self.slot:
+        if room.owner != self.slot and not self._held.get(room.name):
             self.announce(LEAVE, room)
         else:
-            self._interest(room.name)
+            self.update_interest(room.name)
 
-    def _interest(self, name: str) -> None:
+    def update_interest(self, name: str) -> None:
         """An owned room's backplane subscription: while any worker has members."""
         if self.relay is None:
             return
@@ -124,8 +150,81 @@ class ClusterRooms(Rooms):
         room = self._rooms.get(name)
         if room is not None and room.members:
             room.deliver(payload, text=text)
-        if owner(name, self.slots) == self.slot:
+        if self.owner_of(name) == self.slot:
             self.fan_out(name, payload, text, None, -1, -1, None)
+
+    def deliver(self, name: str, data: Union[str, bytes], *,
+                text: Optional[bool] = None) -> None:
+        """This worker's members of ``name``, then (as its owner) the other workers'."""
+        payload, is_text = _payload(data, text)
+        room = self._rooms.get(name)
+        if room is not None and room.members:
+            room.deliver(payload, text=is_text)
+        self.fan_out(name, payload, is_text, None, -1, -1, None)
+
+    # ---- the layer above and a room's owner -----------------------------------------
+
+    def ask_owner(self, name: str, payload: bytes,
+                  answer: Optional[Callable[[Optional[bytes]], None]] = None) -> None:
+        """Send ``payload`` to the owner of ``name``'s ``ask_handler``; ``answer`` gets
+        its answer, or ``None`` if the owner could not answer (it has no handler, or it
+        was restarted meanwhile)."""
+        slot = self.owner_of(name)
+        tag = 0
+        if answer is not None:
+            tag = self._next_tag
+            self._next_tag = tag % 0xFFFFFFFF + 1
+            self._asked[tag] = (slot, answer)
+        self._send(slot, ASK, pack_ask(self.slot, tag, name, payload))
+
+    def hold(self, name: str) -> None:
+        """Keep this worker announced in ``name`` (owned elsewhere) until :meth:`release`,
+        also while it has no member here: a member is on its way (its owner registered
+        this worker with :meth:`add_remote` when it answered)."""
+        self._held[name] = self._held.get(name, 0) + 1
+
+    def release(self, name: str) -> None:
+        left = self._held.pop(name, 0) - 1
+        if left > 0:
+            self._held[name] = left
+            return
+        room = self._rooms.get(name)
+        if room is None or not room.members:
+            self._send(self.owner_of(name), LEAVE, self.slot.to_bytes(2, "big") + name.encode(
+                "utf-8", "surrogatepass"))
+
+    def add_remote(self, name: str, slot: int) -> None:
+        """(Owner) ``slot`` has members in ``name``: it gets the room's fan-out."""
+        if slot == self.slot:
+            return
+        self.remote.setdefault(name, set()).add(slot)
+        self.update_interest(name)
+
+    def drop_remote(self, name: str, slot: int) -> None:
+        slots = self.remote.get(name)
+        if slots is not None:
+            slots.discard(slot)
+            if not slots:
+                del self.remote[name]
+                self.update_interest(name)
+
+    def on_ask(self, body: bytes) -> None:
+        origin, tag, name, payload = unpack_ask(body)
+        answer = None
+        if tag:
+            def answer(result: Optional[bytes]) -> None:
+                self._send(origin, ANSWER, pack_answer(tag, result))
+        if self.ask_handler is None:
+            if answer is not None:
+                answer(None)
+            return
+        self.ask_handler(name, payload, origin, answer)
+
+    def on_answer(self, body: bytes) -> None:
+        tag, payload = unpack_answer(body)
+        entry = self._asked.pop(tag, None)
+        if entry is not None:
+            entry[1](payload)
 
     # ---- outgoing -------------------------------------------------------------------
 
@@ -157,20 +256,12 @@ class ClusterRooms(Rooms):
     # ---- incoming -------------------------------------------------------------------
 
     def on_join(self, body: bytes) -> None:
-        slot = int.from_bytes(body[:2], "big")
-        name = body[2:].decode("utf-8", "surrogatepass")
-        self.remote.setdefault(name, set()).add(slot)
-        self._interest(name)
+        self.add_remote(body[2:].decode("utf-8", "surrogatepass"),
+                        int.from_bytes(body[:2], "big"))
 
     def on_leave(self, body: bytes) -> None:
-        slot = int.from_bytes(body[:2], "big")
-        name = body[2:].decode("utf-8", "surrogatepass")
-        slots = self.remote.get(name)
-        if slots is not None:
-            slots.discard(slot)
-            if not slots:
-                del self.remote[name]
-                self._interest(name)
+        self.drop_remote(body[2:].decode("utf-8", "surrogatepass"),
+                         int.from_bytes(body[:2], "big"))
 
     def on_publish(self, name: str, payload: bytes, text: bool, compress, origin: int,
                    exclude_fd: int, policy) -> None:
@@ -191,15 +282,19 @@ class ClusterRooms(Rooms):
                          exclude=_member_by_fd(room, exclude_fd), policy=policy)
 
     def on_restarted(self, slot: int) -> None:
-        """``slot`` has a fresh worker: forget its memberships, re-announce ours to it."""
+        """``slot`` has a fresh worker: forget its memberships, re-announce ours to it;
+        what was asked of its predecessor gets no answer (``None``)."""
+        for tag in [t for t, (s, _) in self._asked.items() if s == slot]:
+            self._asked.pop(tag)[1](None)
         for name in list(self.remote):
             slots = self.remote[name]
             slots.discard(slot)
             if not slots:
                 del self.remote[name]
-                self._interest(name)
+                self.update_interest(name)
         for room in self:
-            if room.members and room.owner == slot and slot != self.slot:
+            if (room.members or self._held.get(room.name)) and room.owner == slot \
+                    and slot != self.slot:
                 self.announce(JOIN, room)
 
 

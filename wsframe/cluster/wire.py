@@ -26,7 +26,7 @@ from wsframe.loop.eventloop import FdStream, Loop
 
 __all__ = ["Channel", "frame", "pack_room_message", "unpack_room_message", "HEADER",
            "READY", "STATS", "ROUTE", "JOIN", "LEAVE", "PUBLISH", "FANOUT", "RESTARTED",
-           "DRAIN", "HANDOFF_TLS", "MAX_BODY"]
+           "ASK", "ANSWER", "pack_ask", "unpack_ask", "DRAIN", "HANDOFF_TLS", "MAX_BODY"]
 
 HEADER = struct.Struct("!IB")        # body length, message type
 MAX_BODY = 64 << 20                  # a bigger frame is a broken peer: drop the channel
@@ -41,6 +41,9 @@ JOIN = 10       # !H from-slot + room name: a worker has members in a room owned
 LEAVE = 11      # !H from-slot + room name: ... and now has none
 PUBLISH = 12    # room message to the room's owner (see pack_room_message)
 FANOUT = 13     # room message from the owner to a worker with members
+ASK = 14        # !HIH from-slot, tag (0: no answer wanted), name length + room name +
+#                 payload: a request for the room's owner, for the layer above (delivery)
+ANSWER = 15     # !IB tag, ok + payload: the owner's answer to an ASK
 # supervisor -> worker
 RESTARTED = 20  # !H slot: that slot has a fresh worker (re-announce memberships to it)
 DRAIN = 21      # JSON {"code": 1012, "reason": ...}: close everything and exit
@@ -72,6 +75,33 @@ def unpack_room_message(body: bytes) -> tuple:
     compress = True if flags & 2 else False if flags & 4 else None
     return (name, body[start + size:], bool(flags & 1), compress, origin, exclude_fd,
             _POLICIES[policy] if policy < len(_POLICIES) else None)
+
+
+_ASK = struct.Struct("!HIH")    # origin slot, tag, name length
+_ANSWER = struct.Struct("!IB")  # tag, ok
+
+
+def pack_ask(origin: int, tag: int, name: str, payload: bytes) -> bytes:
+    raw = name.encode("utf-8", "surrogatepass")
+    return _ASK.pack(origin, tag, len(raw)) + raw + payload
+
+
+def unpack_ask(body: bytes) -> tuple:
+    """(origin, tag, name, payload)."""
+    origin, tag, size = _ASK.unpack_from(body)
+    start = _ASK.size
+    return (origin, tag, body[start:start + size].decode("utf-8", "surrogatepass"),
+            body[start + size:])
+
+
+def pack_answer(tag: int, payload: Optional[bytes]) -> bytes:
+    return _ANSWER.pack(tag, payload is not None) + (payload or b"")
+
+
+def unpack_answer(body: bytes) -> tuple:
+    """(tag, payload or None when the owner could not answer)."""
+    tag, ok = _ANSWER.unpack_from(body)
+    return tag, body[_ANSWER.size:] if ok else None
 
 
 def pack_json(value) -> bytes:

@@ -25,7 +25,7 @@ from wsframe.loop.eventloop import raise_fd_limit
 from wsframe.server.server import Server
 from wsframe.cluster.rooms import ClusterRooms
 from wsframe.cluster.wire import (
-    DRAIN, FANOUT, HANDOFF_TLS, JOIN, LEAVE, PUBLISH, READY, RESTARTED, ROUTE, STATS,
+    ANSWER, ASK, DRAIN, FANOUT, HANDOFF_TLS, JOIN, LEAVE, PUBLISH, READY, RESTARTED, ROUTE, STATS,
     Channel, frame, pack_json, unpack_room_message,
 )
 
@@ -67,7 +67,7 @@ class Worker:
         self.handoff = socket.socket(fileno=spec["handoff"])
         self.handoff.setblocking(False)
         self.rooms = ClusterRooms(self.slot, self.slots, self._send_to)
-        server.rooms = self.rooms
+        server.use_rooms(self.rooms)
         if server.backplane is not None:  # this worker: the backplane client of its rooms
             self.rooms.attach(server.backplane)
             server.backplane.start()
@@ -135,6 +135,10 @@ class Worker:
             rooms.on_join(body)
         elif kind == LEAVE:
             rooms.on_leave(body)
+        elif kind == ASK:
+            rooms.on_ask(body)
+        elif kind == ANSWER:
+            rooms.on_answer(body)
         elif kind == RESTARTED:
             rooms.on_restarted(int.from_bytes(body[:2], "big"))
         elif kind == DRAIN:

@@ -43,6 +43,7 @@ server still holds its old connection open (that one is closed with
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -85,17 +86,6 @@ class Session:
         self.left_at = 0.0
 
 
-class _State:
-    """A wsframe.v1 connection: its session, and until the hello its open arguments."""
-
-    __slots__ = ("session", "opening", "resume")
-
-    def __init__(self, opening) -> None:
-        self.session: Optional[Session] = None
-        self.opening = opening      # (request, params) until the hello arrives
-        self.resume: Optional[dict] = None  # room -> {"epoch", "offset"}, during the hello
-
-
 class Delivery:
     """Acks, dedupe, offsets, history and resume for one server (see the module docstring)."""
 
@@ -111,17 +101,20 @@ class Delivery:
         self.keepalive = keepalive
         self.node = node or f"pid {os.getpid()}"
         self.sessions: dict[str, Session] = {}
-        self._states: dict = {}   # conn -> _State, for wsframe.v1 connections
+        # A wsframe.v1 connection's ``conn.session``: (request, params) until its hello,
+        # then its Session. Plain connections keep None there.
+        self._resuming: Optional[tuple] = None   # (conn, room -> position) in its hello
         self._pending_joins: dict[str, int] = {}   # twin room -> joins waiting for Redis
-        self._awaiting_hello: deque = deque()   # (deadline, conn), in deadline order
+        self._awaiting_hello: deque = deque()   # [deadline, conns], in deadline order
         self.counts = dict.fromkeys(("acked", "duplicates", "replayed", "recovered",
                                      "discontinuities", "published", "publish_failed",
                                      "bad_frames", "unavailable", "taken_over"), 0)
-        backplane = server.backplane
         #: With the Redis backplane, the history lives in Redis (see redis_history).
-        self.redis: Optional[RedisHistory] = RedisHistory(
-            backplane, history_size=history_size, history_age=history_age,
-            v1_room_prefix=TWIN) if hasattr(backplane, "ready_hooks") else None
+        self.redis: Optional[RedisHistory] = None
+        self._workers = None   # the worker's rooms when this process is a worker
+        self._bound = (None, None)
+        self._bind(server)
+        server.setup_watchers.append(self._bind)   # `--redis`, a worker's rooms: later
         server.loop.call_later(min(10.0, session_ttl), self._sweep)
 
     # ---- the application's side ------------------------------------------------------
@@ -136,36 +129,66 @@ class Delivery:
     def join(self, conn, room: str) -> None:
         """Put ``conn`` in ``room``: a wsframe.v1 connection first gets what it missed
         since the offset its hello named for this room (or where the room is now)."""
-        state = self._states.get(conn)
-        if state is None:
+        if conn.session is None:
             conn.join(room)
             return
-        position = state.resume.pop(room, None) if state.resume else None
+        resuming = self._resuming
+        position = resuming[1].pop(room, None) if resuming and resuming[0] is conn else None
+        twin = TWIN + room
+        workers = self._workers
+        if workers is not None and workers.owner_of(room) != workers.slot:
+            # With workers, the room's owner keeps its history and sequences it: ask it.
+            # It registers this worker for the room's fan-out as it answers, so what it
+            # sends after the answer follows it on the same channel.
+            workers.hold(twin)
+
+            def answered(payload: Optional[bytes]) -> None:
+                self._enter(conn, twin, None if payload is None
+                            else payload.decode().split("\n"))
+                workers.release(twin)
+            workers.ask_owner(room, b"J" + dumps(position).encode(), answered)
+            return
+        self._catch_up(room, position, lambda frames: self._enter(conn, twin, frames))
+
+    def _enter(self, conn, twin: str, frames: Optional[list]) -> None:
+        """Send ``frames`` (what the client missed, or where the room is), then join."""
+        if conn.state is not OPEN:
+            return
+        if frames is None:
+            self.counts["unavailable"] += 1
+            # 1013 Try Again Later (IANA WebSocket close code registry): reconnect
+            conn.close(1013, "history unavailable, try again later")
+            return
+        for text in frames:
+            conn.send(text)
+        conn.join(twin)
+
+    def _catch_up(self, room: str, position: Optional[dict], done) -> None:
+        """``done(frames)`` with the frames that bring a client at ``position`` (None: a
+        new member) up to date in ``room`` -- replay + ``recovered``, ``discontinuity``
+        or ``joined`` -- or ``done(None)`` when the history cannot be read."""
         if self.redis is not None:
-            return self._join_from_redis(conn, room, position)
+            return self._catch_up_from_redis(room, position, done)
         history = self.histories.get(room)
         if position is None:
-            conn.send(dumps({"op": "joined", "room": room, "epoch": history.epoch,
-                             "offset": history.offset}))
-        else:
-            missed = history.since(position["epoch"], position["offset"])
-            if isinstance(missed, str):
-                self.counts["discontinuities"] += 1
-                conn.send(dumps({"op": "discontinuity", "room": room, "epoch": history.epoch,
-                                 "offset": history.offset, "reason": missed}))
-            else:
-                for offset, _, data_json in missed:
-                    conn.send(pub(room, history.epoch, offset, data_json))
-                self.counts["replayed"] += len(missed)
-                self.counts["recovered"] += 1
-                conn.send(dumps({"op": "recovered", "room": room, "epoch": history.epoch,
-                                 "offset": history.offset, "replayed": len(missed)}))
-        conn.join(TWIN + room)
+            return done([dumps({"op": "joined", "room": room, "epoch": history.epoch,
+                                "offset": history.offset})])
+        missed = history.since(position["epoch"], position["offset"])
+        if isinstance(missed, str):
+            self.counts["discontinuities"] += 1
+            return done([dumps({"op": "discontinuity", "room": room, "epoch": history.epoch,
+                                "offset": history.offset, "reason": missed})])
+        frames = [pub(room, history.epoch, offset, data_json) for offset, _, data_json in missed]
+        self.counts["replayed"] += len(missed)
+        self.counts["recovered"] += 1
+        frames.append(dumps({"op": "recovered", "room": room, "epoch": history.epoch,
+                             "offset": history.offset, "replayed": len(missed)}))
+        done(frames)
 
-    def _join_from_redis(self, conn, room: str, position: Optional[dict]) -> None:
+    def _catch_up_from_redis(self, room: str, position: Optional[dict], done) -> None:
         """Subscribe first, then (at the end of the turn, after the SUBSCRIBE) ask Redis
-        for the position or what was missed; join when the answer comes: pushes after it
-        on the same connection are exactly the publications after it."""
+        for the position or what was missed; the member joins when the answer comes:
+        pushes after it on the same connection are exactly the publications after it."""
         twin = TWIN + room
         backplane = self.server.backplane
         backplane.want(twin)
@@ -177,39 +200,74 @@ class Delivery:
             left = pending.pop(twin) - 1
             if left:
                 pending[twin] = left
-            failed = isinstance(reply, RedisError)
-            if conn.state is not OPEN or failed:
-                if not left and self.server.rooms.get(twin) is None:
-                    backplane.unwant(twin)   # nobody here for it after all
-                if failed and conn.state is OPEN:
-                    self.counts["unavailable"] += 1
-                    # 1013 Try Again Later (IANA WebSocket close code registry): reconnect
-                    conn.close(1013, "history unavailable, try again later")
-                return
-            now_epoch, now_offset = reply[0].decode(), int(reply[1])
-            verdict = reply[2].decode()
-            if verdict == "joined":
-                conn.send(dumps({"op": "joined", "room": room, "epoch": now_epoch,
-                                 "offset": now_offset}))
-            elif verdict == "recovered":
-                entries = reply[3:]
-                for i in range(0, len(entries), 2):
-                    conn.send(pub(room, now_epoch, int(entries[i]), entries[i + 1].decode()))
-                self.counts["replayed"] += len(entries) // 2
-                self.counts["recovered"] += 1
-                conn.send(dumps({"op": "recovered", "room": room, "epoch": now_epoch,
-                                 "offset": now_offset, "replayed": len(entries) // 2}))
+            if isinstance(reply, RedisError):
+                done(None)
             else:
-                self.counts["discontinuities"] += 1
-                conn.send(dumps({"op": "discontinuity", "room": room, "epoch": now_epoch,
-                                 "offset": now_offset, "reason": verdict}))
-            conn.join(twin)
+                done(self._redis_frames(room, reply))
+            if not left:   # nobody here for it after all: no subscription
+                rooms = self.server.rooms
+                if self._workers is not None:
+                    self._workers.update_interest(twin)
+                elif rooms.get(twin) is None:
+                    backplane.unwant(twin)
 
         self.server.loop.at_turn_end(
             lambda: self.redis.join(room, epoch, offset, answered))
 
+    def _redis_frames(self, room: str, reply) -> list:
+        now_epoch, now_offset = reply[0].decode(), int(reply[1])
+        verdict = reply[2].decode()
+        if verdict == "joined":
+            return [dumps({"op": "joined", "room": room, "epoch": now_epoch,
+                           "offset": now_offset})]
+        if verdict == "recovered":
+            entries = reply[3:]
+            frames = [pub(room, now_epoch, int(entries[i]), entries[i + 1].decode())
+                      for i in range(0, len(entries), 2)]
+            self.counts["replayed"] += len(frames)
+            self.counts["recovered"] += 1
+            frames.append(dumps({"op": "recovered", "room": room, "epoch": now_epoch,
+                                 "offset": now_offset, "replayed": len(frames)}))
+            return frames
+        self.counts["discontinuities"] += 1
+        return [dumps({"op": "discontinuity", "room": room, "epoch": now_epoch,
+                       "offset": now_offset, "reason": verdict})]
+
+    # ---- with workers: the owner's side -----------------------------------------------
+
+    def _bind(self, server: Server) -> None:
+        """Use the server's backplane and rooms (both may be set after this object).
+        A worker's rooms (wsframe.cluster.rooms): twin rooms share their base room's
+        owner, which answers the other workers' joins and publications."""
+        backplane, rooms = server.backplane, server.rooms
+        if backplane is not self._bound[0]:
+            self.redis = RedisHistory(
+                backplane, history_size=self.histories.max_count, history_age=self.histories.max_age,
+                v1_room_prefix=TWIN) if hasattr(backplane, "ready_hooks") else None
+        if rooms is not self._bound[1]:
+            self._workers = rooms if hasattr(rooms, "ask_owner") else None
+            if self._workers is not None:
+                rooms.share_owner(TWIN)
+                rooms.ask_handler = self._asked
+        self._bound = (backplane, rooms)
+
+    def _asked(self, room: str, payload: bytes, origin: int, answer) -> None:
+        """(The room's owner) another worker's join (``J`` + position) or publication
+        (``P`` + ``s``/``j`` + its JSON)."""
+        kind = payload[:1]
+        if kind == b"P":
+            data_json = payload[2:].decode()
+            self._sequence(room, data_json, json.loads(data_json) if payload[1:2] == b"s"
+                           else data_json)
+        elif kind == b"J" and answer is not None:
+            position = json.loads(payload[1:])
+            self._workers.add_remote(TWIN + room, origin)   # the fan-out, after the answer
+            self._catch_up(room, position if isinstance(position, dict) else None,
+                           lambda frames: answer(None if frames is None
+                                                 else "\n".join(frames).encode()))
+
     def leave(self, conn, room: str) -> None:
-        conn.leave(TWIN + room if conn in self._states else room)
+        conn.leave(TWIN + room if conn.session is not None else room)
 
     def publish(self, room: str, data: Any) -> Optional[int]:
         """Publish ``data`` (anything JSON can carry) to ``room``; returns its offset.
@@ -217,23 +275,29 @@ class Delivery:
         (a ``str`` as is, anything else as JSON text). With the Redis backplane, Redis
         assigns the offset (``None`` is returned) and every server, this one too,
         delivers it when Redis's push brings it; ``publish_failed`` counts the
-        publications Redis did not take."""
+        publications Redis did not take. With workers (and no Redis), the room's owner
+        worker assigns it; other workers pass it on and return ``None``."""
         data_json = dumps(data)
         if self.redis is not None:
             if self.redis.publish(room, data_json, isinstance(data, str),
                                   callback=self._published):
                 self.counts["published"] += 1
             return None
+        workers = self._workers
+        if workers is not None and workers.owner_of(room) != workers.slot:
+            workers.ask_owner(room, (b"Ps" if isinstance(data, str) else b"Pj")
+                              + data_json.encode())   # counted there
+            return None
+        return self._sequence(room, data_json, data if isinstance(data, str) else data_json)
+
+    def _sequence(self, room: str, data_json: str, plain: str) -> int:
+        """The next offset of ``room``: into its history, to its members (every worker's)."""
         history = self.histories.get(room)
         offset = history.append(data_json)
         self.counts["published"] += 1
         rooms = self.server.rooms
-        twin = rooms.get(TWIN + room)
-        if twin is not None:
-            twin.deliver(pub(room, history.epoch, offset, data_json))
-        plain = rooms.get(room)
-        if plain is not None:
-            plain.deliver(data if isinstance(data, str) else data_json)
+        rooms.deliver(TWIN + room, pub(room, history.epoch, offset, data_json))
+        rooms.deliver(room, plain)
         return offset
 
     def _published(self, reply) -> None:
@@ -242,17 +306,17 @@ class Delivery:
 
     def send(self, conn, data: Any) -> None:
         """A direct message to one connection (``{"op":"msg","data":...}`` in wsframe.v1)."""
-        if conn in self._states:
+        if conn.session is not None:
             conn.send(dumps({"op": "msg", "data": data}))
         else:
             conn.send(data if isinstance(data, (str, bytes)) else dumps(data))
 
     def ack(self, conn, message_id: str) -> None:
         """Acknowledge a message whose ``on_message`` returned :data:`LATER`."""
-        state = self._states.get(conn)
-        if state is None or state.session is None:
+        session = conn.session
+        if session.__class__ is not Session:
             return
-        seen = state.session.seen
+        seen = session.seen
         if seen is not None and seen.get(message_id) is False:
             seen[message_id] = True
             self.counts["acked"] += 1
@@ -265,11 +329,15 @@ class Delivery:
         """True: a wsframe.v1 connection, whose app open waits for the hello."""
         if conn.subprotocol != SUBPROTOCOL:
             return False
-        self._states[conn] = _State((request, params))
+        conn.session = (request, params)
         waiting = self._awaiting_hello
-        waiting.append((time.monotonic() + self.hello_timeout, conn))
-        if len(waiting) == 1:
-            self.server.loop.call_later(self.hello_timeout, self._check_hellos)
+        deadline = time.monotonic() + self.hello_timeout
+        if waiting and deadline - waiting[-1][0] < 0.1:
+            waiting[-1][1].append(conn)   # one entry per 0.1 s of arrivals
+        else:
+            waiting.append((deadline, [conn]))
+            if len(waiting) == 1:
+                self.server.loop.call_later(self.hello_timeout, self._check_hellos)
         return True
 
     def _check_hellos(self) -> None:
@@ -277,17 +345,18 @@ class Delivery:
         come in order, as the timeout is the same for everyone)."""
         waiting, now = self._awaiting_hello, time.monotonic()
         while waiting and waiting[0][0] <= now:
-            _, conn = waiting.popleft()
-            state = self._states.get(conn)
-            if state is not None and state.opening is not None and conn.state is OPEN:
-                conn.close(1008, "wsframe.v1: no hello")
+            for conn in waiting.popleft()[1]:
+                if conn.session.__class__ is tuple and conn.state is OPEN:
+                    conn.close(1008, "wsframe.v1: no hello")
         if waiting:
             self.server.loop.call_later(max(waiting[0][0] - now, 0.01), self._check_hellos)
 
-    def _frame(self, conn, state: _State, endpoint: "_ReliableEndpoint", text) -> None:
+    def _frame(self, conn, session, endpoint: "_ReliableEndpoint", text) -> None:
+        """One message of a wsframe.v1 connection; ``session`` is ``conn.session``."""
         handle = endpoint.handle
+        opening = session.__class__ is tuple
         if not isinstance(text, str):
-            if state.opening is None:
+            if not opening:
                 handle(conn, text)   # binary: the app's, no ack
             return
         try:
@@ -300,12 +369,12 @@ class Delivery:
         if op == "ping":
             conn.send('{"op":"pong"}')
             return
-        if state.opening is not None:
+        if opening:
             if op != "hello":
                 self.counts["bad_frames"] += 1
                 conn.close(1008, "wsframe.v1: the first frame is a hello")
                 return
-            return self._hello(conn, state, endpoint.app, frame)
+            return self._hello(conn, session, endpoint.app, frame)
         if op == "hello":
             self.counts["bad_frames"] += 1
             conn.close(1008, "wsframe.v1: one hello per connection")
@@ -314,9 +383,9 @@ class Delivery:
         if ident is None:
             handle(conn, frame)
             return
-        seen = state.session.seen
+        seen = session.seen
         if seen is None:
-            seen = state.session.seen = {}
+            seen = session.seen = {}
         if ident in seen:
             self.counts["duplicates"] += 1
             if seen[ident]:
@@ -335,7 +404,7 @@ class Delivery:
             self.counts["acked"] += 1
             conn.send(f'{{"ack":"{ident}"}}' if _PLAIN_ID(ident) else f'{{"ack":{dumps(ident)}}}')
 
-    def _hello(self, conn, state: _State, app, frame: dict) -> None:
+    def _hello(self, conn, opening: tuple, app, frame: dict) -> None:
         ident = frame.get("session")
         session = self.sessions.get(ident) if ident else None
         if session is not None and session.conn is not None and session.conn is not conn:
@@ -352,22 +421,20 @@ class Delivery:
             session = Session(secrets.token_urlsafe(12))
             self.sessions[session.id] = session
         session.conn = conn
-        state.session = session
-        state.resume = dict(frame["rooms"]) if frame.get("rooms") else None
-        request, params = state.opening
-        state.opening = None
+        conn.session = session
+        request, params = opening
         conn.send(dumps({"op": "welcome", "session": session.id, "resumed": resumed,
                          "keepalive": self.keepalive, "node": self.node}))
         if hasattr(app, "on_open"):
-            app.on_open(conn, request, params)
-        state.resume = None   # rooms the app did not join again: nothing to resume
+            self._resuming = (conn, dict(frame["rooms"])) if frame.get("rooms") else None
+            try:
+                app.on_open(conn, request, params)
+            finally:
+                self._resuming = None   # rooms the app did not join again: nothing to resume
 
     def _closed(self, conn) -> None:
-        state = self._states.pop(conn, None)
-        if state is None:
-            return
-        session = state.session
-        if session is not None and session.conn is conn:
+        session = conn.session
+        if session.__class__ is Session and session.conn is conn:
             session.conn = None
             session.left_at = time.monotonic()
 
@@ -378,8 +445,10 @@ class Delivery:
                       if s.conn is None and now - s.left_at > self.session_ttl]:
             del self.sessions[ident]
         rooms = self.server.rooms
+        remote = self._workers.remote if self._workers is not None else {}
         self.histories.sweep(now, keep=lambda name: rooms.get(TWIN + name) is not None
-                             or rooms.get(name) is not None)
+                             or rooms.get(name) is not None
+                             or TWIN + name in remote or name in remote)
         if not self.server._stopping:
             self.server.loop.call_later(min(10.0, self.session_ttl), self._sweep)
 
@@ -409,15 +478,14 @@ class _ReliableEndpoint(Endpoint):
             self.app.on_open(conn, request, params)
 
     def on_message(self, conn, message):
-        state = self.delivery._states.get(conn)
-        if state is None:
+        session = conn.session
+        if session is None:
             self.handle(conn, message)
             return
-        self.delivery._frame(conn, state, self, message)
+        self.delivery._frame(conn, session, self, message)
 
     def on_close(self, conn, code, reason):
-        was_v1 = conn in self.delivery._states
-        opened = not was_v1 or self.delivery._states[conn].opening is None
+        opened = conn.session.__class__ is not tuple   # a v1 client that never said hello: no
         self.delivery._closed(conn)
         if opened and hasattr(self.app, "on_close"):
             self.app.on_close(conn, code, reason)

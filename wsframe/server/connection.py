@@ -71,7 +71,8 @@ class Endpoint:
 class ServerConnection(FdStream, Protocol):
     """One server-side connection: protocol state, an fd, and ``data`` for the application."""
 
-    __slots__ = ("fd", "loop", "server", "endpoint", "data", "subprotocol", "_rooms", "_out",
+    __slots__ = ("fd", "loop", "server", "endpoint", "data", "subprotocol", "session", "_rooms",
+                 "_out",
                  "_out_size", "_seen", "_mark", "_io", "_pong", "_head", "_text")
 
     def __init__(self, server: "Server", fd: int) -> None:
@@ -82,6 +83,7 @@ class ServerConnection(FdStream, Protocol):
         self.endpoint: Optional[Endpoint] = None
         self.data = None            # the application's per-connection state
         self.subprotocol: Optional[str] = None  # the one agreed in the handshake (§4.2.2)
+        self.session = None         # the session of a protocol above (wsframe.delivery's)
         self._rooms = None          # None, a Room, or a set of Rooms
         self._out = None            # corked / queued output (see FdStream)
         self._out_size = 0

@@ -285,6 +285,14 @@ class Rooms:
         result.published = self.relay.publish(name, message.payload, message.opcode == OP_TEXT)
         return result
 
+    def deliver(self, name: str, data: Union[str, bytes], *,
+                text: Optional[bool] = None) -> None:
+        """Send to every member of room ``name`` that this server holds, without the
+        backplane (with workers: in every worker; call it in the room's owner)."""
+        room = self._rooms.get(name)
+        if room is not None and room.members:
+            room.deliver(data, text=text)
+
     def _relayed(self, name: str, payload: bytes, text: bool) -> None:
         """A message for room ``name`` from another server, through the backplane."""
         room = self._rooms.get(name)

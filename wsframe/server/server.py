@@ -133,6 +133,9 @@ class Server:
         self.routes: Router[Endpoint] = Router()
         self.http_routes: dict[str, Callable[[Request], HttpResponse]] = {}
         self.rooms = Rooms()
+        #: Called with this server after :meth:`use_rooms` or :meth:`use_backplane`
+        #: (the delivery layer binds to the rooms and backplane in use).
+        self.setup_watchers: list[Callable[["Server"], None]] = []
         self.stats = ServerStats()
         self.admission = Admission(
             origins=settings.origins, max_connections=settings.max_connections,
@@ -151,6 +154,13 @@ class Server:
         if backplane is not None:
             self.use_backplane(backplane)
 
+    def use_rooms(self, rooms: Rooms) -> None:
+        """Serve with ``rooms`` instead of this process's own (a worker's rooms that span
+        workers), before any connection joins one; ``setup_watchers`` hear of it."""
+        self.rooms = rooms
+        for watcher in self.setup_watchers:
+            watcher(self)
+
     def use_backplane(self, backplane: object, **options) -> None:
         """Share rooms with other servers: ``backplane`` is a Redis URL
         (``redis://[user:password@]host:port/db``, ``rediss://`` for TLS; ``options``
@@ -164,6 +174,8 @@ class Server:
             backplane = backplane_for(self.loop, backplane, **options)
         self.backplane = backplane
         self.rooms.attach(backplane)
+        for watcher in self.setup_watchers:
+            watcher(self)
 
     def _configure_ticks(self) -> None:
         settings = self.settings
