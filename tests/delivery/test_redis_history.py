@@ -111,3 +111,77 @@ def test_redis_down_a_join_says_try_again_later_and_publishes_are_counted(redis_
         assert v1.close_code == 1013
     finally:
         a.stop()
+
+
+def hello(ws, session=None):
+    ws.send(json.dumps({"op": "hello", "session": session, "rooms": {}}))
+    return json.loads(ws.recv(timeout=5))
+
+
+def test_a_restarted_server_still_knows_what_it_acked(redis_server):
+    """The ack was lost with the server (the client never read it): the retry to the
+    restarted server is acknowledged again, as a duplicate, not handled twice."""
+    node = Node(backplane=redis_server.url)
+    port = node.port
+    try:
+        assert ready(node)
+        ws = connect(f"ws://127.0.0.1:{port}/track/42", subprotocols=["wsframe.v1"])
+        session = hello(ws)["session"]
+        ws.send(json.dumps({"id": "msg_123", "action": "contact_driver"}))
+        assert wait_for(lambda: node.app.taken == ["msg_123"], 5)
+        key = "wsframe:session:{%s}" % session
+        assert wait_for(lambda: redis_server.cli("LRANGE", key, "0", "-1") == "msg_123", 5)
+        ws.sock.close()   # without reading the ack
+        node.stop()
+        node = Node(port, backplane=redis_server.url)   # no memory of its own
+        assert ready(node)
+        ws = connect(f"ws://127.0.0.1:{port}/track/42", subprotocols=["wsframe.v1"])
+        ws.send(json.dumps({"op": "hello", "session": session, "rooms": {}}))
+        ws.send(json.dumps({"id": "msg_123", "action": "contact_driver"}))   # the retry
+        ws.send(json.dumps({"id": "msg_124", "action": "contact_driver"}))
+        welcome = json.loads(ws.recv(timeout=5))
+        assert welcome["op"] == "welcome" and welcome["session"] == session
+        assert welcome["resumed"] is True
+        answers = [json.loads(ws.recv(timeout=5)) for _ in range(3)]
+        assert [a for a in answers if "ack" in a] == [{"ack": "msg_123", "duplicate": True},
+                                                      {"ack": "msg_124"}]
+        assert [a["op"] for a in answers if "op" in a] == ["joined"]   # (from Redis, async)
+        assert node.app.taken == ["msg_124"]   # msg_123 was taken once, before the restart
+        assert node.delivery.counts["sessions_from_redis"] == 1
+        # a session Redis does not know: a new one, as without Redis
+        other = connect(f"ws://127.0.0.1:{port}/track/42", subprotocols=["wsframe.v1"])
+        fresh = hello(other, "no-such-session")
+        assert fresh["resumed"] is False and fresh["session"] != "no-such-session"
+        ws.close()
+        other.close()
+    finally:
+        node.stop()
+
+
+def test_acked_messages_across_a_server_restart_taken_exactly_once(redis_server):
+    node = Node(backplane=redis_server.url)
+    port = node.port
+    taken = []
+    watcher = None
+    try:
+        assert ready(node)
+        watcher = Watcher(port).start()
+        assert wait_for(lambda: watcher.client.welcomed, 5)
+        session = watcher.client.session
+        ids = []
+        for i in range(60):
+            ids.append(watcher.send({"action": "contact_driver", "n": i}))
+            if i == 30:
+                node.stop()
+                taken += node.app.taken
+                node = Node(port, backplane=redis_server.url)
+                assert ready(node)
+            time.sleep(0.01)
+        assert wait_for(lambda: not watcher.client.outbox, 20), len(watcher.client.outbox)
+        taken += node.app.taken
+        assert sorted(taken) == sorted(ids)   # every one, exactly once, across the restart
+        assert watcher.client.session == session   # the same session, from Redis
+    finally:
+        if watcher:
+            watcher.stop()
+        node.stop()

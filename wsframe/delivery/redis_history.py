@@ -1,4 +1,5 @@
-"""Room history in Redis, written atomically with the offset and the publish.
+"""Room history in Redis, written atomically with the offset and the publish; and the
+sessions' dedupe windows, so that a restarted server still knows what it acknowledged.
 
 With the backplane on, :class:`~wsframe.delivery.server.Delivery` keeps each
 room's epoch and offset in a hash and its publications in a stream, and
@@ -11,6 +12,11 @@ Redis kept is not lost. Keys, for room ``R`` and prefix ``wsframe:``:
   seconds after the last publication);
 * ``wsframe:history:{R}`` -- stream, entry ids ``0-<offset>``, field ``d``
   (the data as JSON), ``MAXLEN ~ history_size``, same expiry.
+
+* ``wsframe:session:{S}`` -- list, the ids of session ``S``'s acknowledged
+  messages, oldest first, at most ``dedupe_window`` of them (expires
+  ``session_ttl`` seconds after the last one: a client retries a message
+  only while it waits for its ack).
 
 (``{R}`` is a Redis Cluster hash tag: both keys of a room are in one slot.)
 
@@ -33,7 +39,7 @@ nothing slips between history and live.
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from wsframe.backplane.redis import RedisError
 
@@ -86,7 +92,15 @@ local function join(keys, args)
   return out
 end
 
+local function seen(keys, args)
+  redis.call('RPUSH', keys[1], unpack(args, 3))
+  redis.call('LTRIM', keys[1], -tonumber(args[1]), -1)
+  redis.call('EXPIRE', keys[1], args[2])
+  return 1
+end
+
 redis.register_function('wsframe_publish', publish)
+redis.register_function('wsframe_seen', seen)
 redis.register_function('wsframe_join', join)
 """
 
@@ -137,3 +151,20 @@ class RedisHistory:
         return self.client.command(
             "FCALL", "wsframe_join", "2", meta, stream, epoch or "", str(offset),
             os.urandom(4).hex(), str(self.history_age), callback=callback)
+
+    # ---- sessions ---------------------------------------------------------------------
+
+    def session_key(self, session: str) -> str:
+        return f"{self.key_prefix}session:{{{session}}}"
+
+    def remember(self, session: str, ids: Iterable[str], window: int, ttl: float) -> bool:
+        """Add acknowledged ids to the session's window (one command, not waited for)."""
+        return self.client.command(
+            "FCALL", "wsframe_seen", "1", self.session_key(session), str(window),
+            str(max(1, int(ttl))), *ids)
+
+    def load_session(self, session: str, callback: Callable) -> bool:
+        """``callback(reply)``: the session's acknowledged ids (``[]``: unknown or
+        expired) or a RedisError."""
+        return self.client.command("LRANGE", self.session_key(session), "0", "-1",
+                                   callback=callback)

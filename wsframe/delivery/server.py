@@ -86,6 +86,22 @@ class Session:
         self.left_at = 0.0
 
 
+class _Resuming:
+    """A hello naming a session this process does not know, while Redis is asked for
+    its dedupe window; frames that follow the hello wait here."""
+
+    __slots__ = ("opening", "hello", "queued")
+
+    def __init__(self, opening: tuple, hello: dict) -> None:
+        self.opening = opening
+        self.hello = hello
+        self.queued: list = []
+
+
+#: Frames a client may send between its hello and the welcome (it should send none).
+MAX_QUEUED_BEFORE_WELCOME = 64
+
+
 class Delivery:
     """Acks, dedupe, offsets, history and resume for one server (see the module docstring)."""
 
@@ -105,10 +121,12 @@ class Delivery:
         # then its Session. Plain connections keep None there.
         self._resuming: Optional[tuple] = None   # (conn, room -> position) in its hello
         self._pending_joins: dict[str, int] = {}   # twin room -> joins waiting for Redis
+        self._to_remember: dict[str, list] = {}     # session id -> acked ids, this turn
         self._awaiting_hello: deque = deque()   # [deadline, conns], in deadline order
         self.counts = dict.fromkeys(("acked", "duplicates", "replayed", "recovered",
                                      "discontinuities", "published", "publish_failed",
-                                     "bad_frames", "unavailable", "taken_over"), 0)
+                                     "bad_frames", "unavailable", "taken_over",
+                                     "sessions_from_redis"), 0)
         #: With the Redis backplane, the history lives in Redis (see redis_history).
         self.redis: Optional[RedisHistory] = None
         self._workers = None   # the worker's rooms when this process is a worker
@@ -320,6 +338,8 @@ class Delivery:
         if seen is not None and seen.get(message_id) is False:
             seen[message_id] = True
             self.counts["acked"] += 1
+            if self.redis is not None:
+                self._remember(session, message_id)
             if conn.state is OPEN:
                 conn.send(dumps({"ack": message_id}))
 
@@ -369,12 +389,19 @@ class Delivery:
         if op == "ping":
             conn.send('{"op":"pong"}')
             return
+        if session.__class__ is _Resuming:
+            if len(session.queued) >= MAX_QUEUED_BEFORE_WELCOME:
+                self.counts["bad_frames"] += 1
+                conn.close(1008, "wsframe.v1: too many frames before the welcome")
+                return
+            session.queued.append(text)
+            return
         if opening:
             if op != "hello":
                 self.counts["bad_frames"] += 1
                 conn.close(1008, "wsframe.v1: the first frame is a hello")
                 return
-            return self._hello(conn, session, endpoint.app, frame)
+            return self._hello(conn, session, endpoint, frame)
         if op == "hello":
             self.counts["bad_frames"] += 1
             conn.close(1008, "wsframe.v1: one hello per connection")
@@ -402,11 +429,42 @@ class Delivery:
         if result is not LATER:
             seen[ident] = True
             self.counts["acked"] += 1
+            if self.redis is not None:
+                self._remember(session, ident)
             conn.send(f'{{"ack":"{ident}"}}' if _PLAIN_ID(ident) else f'{{"ack":{dumps(ident)}}}')
 
-    def _hello(self, conn, opening: tuple, app, frame: dict) -> None:
+    def _hello(self, conn, opening: tuple, endpoint: "_ReliableEndpoint", frame: dict) -> None:
         ident = frame.get("session")
         session = self.sessions.get(ident) if ident else None
+        if session is None and ident and self.redis is not None:
+            # Not known here (this server restarted, or the client was on another one):
+            # Redis may have its dedupe window. Welcome once it answers.
+            waiting = conn.session = _Resuming(opening, frame)
+
+            def loaded(reply) -> None:
+                if conn.session is not waiting or conn.state is not OPEN:
+                    return
+                if isinstance(reply, RedisError):
+                    self.counts["unavailable"] += 1
+                    # 1013 Try Again Later (IANA close code registry): keep the session id
+                    conn.close(1013, "session store unavailable, try again later")
+                    return
+                found = self.sessions.get(ident)   # resumed here meanwhile?
+                if found is None and reply:
+                    found = self.sessions[ident] = Session(ident)
+                    found.seen = dict.fromkeys((i.decode() for i in reply), True)
+                    self.counts["sessions_from_redis"] += 1
+                self._welcome(conn, opening, endpoint.app, frame, found)
+                for text in waiting.queued:
+                    if conn.state is not OPEN:
+                        break
+                    self._frame(conn, conn.session, endpoint, text)
+            self.redis.load_session(ident, loaded)
+            return
+        self._welcome(conn, opening, endpoint.app, frame, session)
+
+    def _welcome(self, conn, opening: tuple, app, frame: dict,
+                 session: Optional[Session]) -> None:
         if session is not None and session.conn is not None and session.conn is not conn:
             # §4.5: still held by another connection, most likely one its client left
             # behind (a network switch the server has not noticed yet). This hello
@@ -431,6 +489,22 @@ class Delivery:
                 app.on_open(conn, request, params)
             finally:
                 self._resuming = None   # rooms the app did not join again: nothing to resume
+
+    def _remember(self, session: Session, ident: str) -> None:
+        """Write the acked id to the session's window in Redis, batched per turn."""
+        batch = self._to_remember
+        if not batch:
+            self.server.loop.at_turn_end(self._flush_remembered)
+        ids = batch.get(session.id)
+        if ids is None:
+            batch[session.id] = [ident]
+        else:
+            ids.append(ident)
+
+    def _flush_remembered(self) -> None:
+        batch, self._to_remember = self._to_remember, {}
+        for ident, ids in batch.items():
+            self.redis.remember(ident, ids, self.dedupe_window, self.session_ttl)
 
     def _closed(self, conn) -> None:
         session = conn.session
@@ -485,7 +559,8 @@ class _ReliableEndpoint(Endpoint):
         self.delivery._frame(conn, session, self, message)
 
     def on_close(self, conn, code, reason):
-        opened = conn.session.__class__ is not tuple   # a v1 client that never said hello: no
+        # the app's on_open ran: plain, or a v1 client that was welcomed
+        opened = conn.session is None or conn.session.__class__ is Session
         self.delivery._closed(conn)
         if opened and hasattr(self.app, "on_close"):
             self.app.on_close(conn, code, reason)
