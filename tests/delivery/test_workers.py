@@ -175,3 +175,26 @@ def test_with_redis_killing_the_owner_worker_loses_nothing(redis_cluster, redis_
     finally:
         for watcher in (*watchers, driver):
             watcher.stop()
+
+
+def test_the_demo_with_workers_publishes_each_position_once():
+    """Every worker runs the demo's drivers; only the room's owner publishes."""
+    from wsframe.tools.demo import DEMO_ORDERS
+    demo = Cluster("", 2, extra=("--demo",))
+    watchers = []
+    try:
+        assert wait_for(demo.ready, 30)
+        for order in DEMO_ORDERS:
+            watchers.append(Watcher(demo.port, path=f"/track/{order}").start())
+        owners = {owner(f"order:{order}", 2) for order in DEMO_ORDERS}
+        assert owners == {0, 1}   # the orders' rooms are on both workers
+        for watcher in watchers:
+            assert wait_for(lambda: len([d for d in watcher.received
+                                         if isinstance(d, dict) and d.get("type") == "position"]) >= 3, 10)
+        for watcher in watchers:
+            got = [d["seq"] for d in watcher.received if isinstance(d, dict) and d.get("type") == "position"]
+            assert got == list(range(got[0], got[0] + len(got))), got   # once each, none missed
+    finally:
+        for watcher in watchers:
+            watcher.stop()
+        demo.stop()

@@ -163,6 +163,13 @@ function fresh(options = {}) {
   ws.receive({ op: "future-op", x: 1 });        // §3: unknown ops ignored
   ws.receive("not json");
   equal(c.rooms, { r: { epoch: "e2", offset: 0 } }, "positions follow the last frame");
+  // §5.4: a pub of a new epoch on the same connection (the room's owner worker restarted)
+  ws.receive({ op: "pub", room: "r", epoch: "e3", offset: 2, data: "new history" });
+  const last = events.filter((e) => e[0] === "discontinuity").slice(-1)[0][1];
+  equal([last.reason, last.epoch, last.missed, last.previous], ["epoch", "e3", null, { epoch: "e2", offset: 0 }],
+        "a new epoch in a pub is a discontinuity");
+  equal(events.slice(-1)[0][1].data, "new history", "then delivered");
+  equal(c.rooms, { r: { epoch: "e3", offset: 2 } }, "and its position kept");
   c.close();
   console.log("ok publications_in_order");
 }

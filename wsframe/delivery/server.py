@@ -318,6 +318,13 @@ class Delivery:
         rooms.deliver(room, plain)
         return offset
 
+    def owns(self, room: str) -> bool:
+        """Whether this process is where ``room`` is sequenced: always, but with worker
+        processes, only in the room's owner worker (a publisher that runs in every
+        worker, such as a simulated driver, publishes from there only)."""
+        workers = self._workers
+        return workers is None or workers.owner_of(room) == workers.slot
+
     def _published(self, reply) -> None:
         if isinstance(reply, RedisError):
             self.counts["publish_failed"] += 1

@@ -190,9 +190,6 @@ def serve_main(args: argparse.Namespace) -> int:
               "and no APP or --demo (an app uses wsframe.server.gateway itself)",
               file=sys.stderr)
         return 2
-    if args.demo and workers > 1:  # its simulated drivers would run once per worker
-        print("error: --demo runs in a single process; drop --workers", file=sys.stderr)
-        return 2
 
     if args.app:
         try:

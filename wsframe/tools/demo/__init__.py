@@ -111,7 +111,9 @@ class DriverSimulator:
         if seq > self.seq:
             self.seq = seq
             self.last = self.position(seq)
-            self.delivery.publish(room_name(self.order_id), self.last)
+            room = room_name(self.order_id)
+            if self.delivery.owns(room):   # with --workers: one driver, in the room's owner
+                self.delivery.publish(room, self.last)
         if not self.server._stopping:
             self.server.loop.call_later(self._until_next(), self.step)
 
@@ -185,7 +187,8 @@ def install_demo(server: Server, orders=DEMO_ORDERS, *,
     route = Route(BERLIN_ROUTE)
     drivers = {order: DriverSimulator(delivery, order, route, offset=i * route.length / 3)
                for i, order in enumerate(orders)}
-    server.route("/track/{order_id}", delivery.endpoint(Track(delivery, drivers)))
+    server.route("/track/{order_id}", delivery.endpoint(Track(delivery, drivers)),
+                 partition="order:{order_id}")   # with --workers: the room's owner
     server.route("/driver/{order_id}", Driver(delivery))
     server.http("/", _static("index.html", "text/html; charset=utf-8"))
     for driver in drivers.values():
