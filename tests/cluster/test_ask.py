@@ -80,3 +80,24 @@ def test_a_held_room_sends_no_leave_until_released():
     workers[0].release(name)   # the member never arrived (it closed meanwhile)
     assert workers[1].remote == {}
     assert sent[-1][2] == LEAVE
+
+
+def test_an_unanswered_ask_expires_and_a_failing_handler_answers_none():
+    import time
+
+    from wsframe.cluster.rooms import ASK_TIMEOUT
+    workers, _, flush = pair(hold_messages=True)
+    name = room_owned_by(workers[0], 1)
+    answers = []
+    workers[0].ask_owner(name, b"lost", answers.append)
+    workers[0].expire_asks(time.monotonic() + ASK_TIMEOUT / 2)
+    assert answers == []
+    workers[0].expire_asks(time.monotonic() + ASK_TIMEOUT + 1)   # its ANSWER never came
+    assert answers == [None]
+
+    def broken(room, payload, origin, answer):
+        raise RuntimeError("a bug in the layer above")
+    workers[1].ask_handler = broken
+    workers[0].ask_owner(name, b"x", answers.append)
+    flush()   # the dropped first ASK, then this one: neither takes the channel down
+    assert answers == [None, None]

@@ -122,9 +122,7 @@ def test_load_app_and_resolve_workers():
         resolve_workers("0")
 
 
-def test_cli_refuses_demo_with_workers_and_bad_counts(capsys):
+def test_cli_refuses_bad_worker_counts(capsys):
     from wsframe.tools.cli import main
-    assert main(["serve", "--demo", "--workers", "2"]) == 2
-    assert "single process" in capsys.readouterr().err
     assert main(["serve", "--workers", "many"]) == 2
     assert "a number or 'auto'" in capsys.readouterr().err

@@ -185,3 +185,23 @@ def test_acked_messages_across_a_server_restart_taken_exactly_once(redis_server)
         if watcher:
             watcher.stop()
         node.stop()
+
+
+def test_a_burst_of_acks_is_remembered_up_to_the_window(redis_server):
+    """Acks batched per loop turn, in chunks Lua's unpack() can take, trimmed to the window."""
+    node = Node(backplane=redis_server.url)
+    try:
+        assert ready(node)
+        ws = connect(f"ws://127.0.0.1:{node.port}/track/42", subprotocols=["wsframe.v1"])
+        session = hello(ws)["session"]
+        burst = "".join(json.dumps({"id": f"m{i}"}) + "\n" for i in range(1500))
+        for line in burst.splitlines():
+            ws.send(line)
+        assert wait_for(lambda: len(node.app.taken) == 1500, 10)
+        key = "wsframe:session:{%s}" % session
+        assert wait_for(lambda: redis_server.cli("LLEN", key) == "1024", 5)
+        assert redis_server.cli("LINDEX", key, "-1") == "m1499"
+        assert redis_server.cli("LINDEX", key, "0") == "m476"   # the oldest kept
+        ws.sock.close()
+    finally:
+        node.stop()

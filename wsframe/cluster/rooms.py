@@ -30,6 +30,8 @@ out like its own broadcasts. Other workers never talk to Redis about it.
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import Callable, Optional, Union
 
 from wsframe.loop.backpressure import Policy
@@ -39,6 +41,11 @@ from wsframe.cluster.wire import (ANSWER, ASK, FANOUT, JOIN, LEAVE, PUBLISH, pac
                                   pack_ask, pack_room_message, unpack_answer, unpack_ask)
 
 __all__ = ["ClusterRoom", "ClusterRooms"]
+
+log = logging.getLogger("wsframe.cluster")
+
+#: An ASK unanswered this long gets ``None`` (its ASK or ANSWER was dropped somewhere).
+ASK_TIMEOUT = 10.0
 
 
 class ClusterRoom(Room):
@@ -96,7 +103,7 @@ class ClusterRooms(Rooms):
         #: The owner's side of :meth:`ask_owner`: ``(name, payload, origin, answer)``,
         #: ``answer(bytes | None)`` or ``None`` when no answer is wanted.
         self.ask_handler: Optional[Callable] = None
-        self._asked: dict[int, tuple[int, Callable]] = {}   # tag -> (slot, answer)
+        self._asked: dict[int, tuple] = {}   # tag -> (slot, answer, deadline), oldest first
         self._next_tag = 1
 
     def share_owner(self, prefix: str) -> None:
@@ -174,8 +181,24 @@ class ClusterRooms(Rooms):
         if answer is not None:
             tag = self._next_tag
             self._next_tag = tag % 0xFFFFFFFF + 1
-            self._asked[tag] = (slot, answer)
+            self._asked[tag] = (slot, answer, time.monotonic() + ASK_TIMEOUT)
         self._send(slot, ASK, pack_ask(self.slot, tag, name, payload))
+
+    def expire_asks(self, now: float) -> None:
+        """Answer ``None`` to the asks older than ASK_TIMEOUT (called once per tick)."""
+        asked = self._asked
+        while asked:
+            tag = next(iter(asked))
+            if asked[tag][2] > now:
+                return
+            self._answered(asked.pop(tag), None)
+
+    @staticmethod
+    def _answered(entry: tuple, payload: Optional[bytes]) -> None:
+        try:
+            entry[1](payload)
+        except Exception:   # the layer above's bug: not the control channel's end
+            log.exception("an answer's callback failed")
 
     def hold(self, name: str) -> None:
         """Keep this worker announced in ``name`` (owned elsewhere) until :meth:`release`,
@@ -218,13 +241,18 @@ class ClusterRooms(Rooms):
             if answer is not None:
                 answer(None)
             return
-        self.ask_handler(name, payload, origin, answer)
+        try:
+            self.ask_handler(name, payload, origin, answer)
+        except Exception:
+            log.exception("the ask handler failed for room %r", name)
+            if answer is not None:
+                answer(None)
 
     def on_answer(self, body: bytes) -> None:
         tag, payload = unpack_answer(body)
         entry = self._asked.pop(tag, None)
         if entry is not None:
-            entry[1](payload)
+            self._answered(entry, payload)
 
     # ---- outgoing -------------------------------------------------------------------
 
@@ -284,8 +312,8 @@ class ClusterRooms(Rooms):
     def on_restarted(self, slot: int) -> None:
         """``slot`` has a fresh worker: forget its memberships, re-announce ours to it;
         what was asked of its predecessor gets no answer (``None``)."""
-        for tag in [t for t, (s, _) in self._asked.items() if s == slot]:
-            self._asked.pop(tag)[1](None)
+        for tag in [t for t, entry in self._asked.items() if entry[0] == slot]:
+            self._answered(self._asked.pop(tag), None)
         for name in list(self.remote):
             slots = self.remote[name]
             slots.discard(slot)

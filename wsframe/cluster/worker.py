@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from typing import Optional
 
 from wsframe.loop.eventloop import raise_fd_limit
@@ -151,6 +152,7 @@ class Worker:
             self.server.shutdown()
 
     def _report(self) -> None:
+        self.rooms.expire_asks(time.monotonic())
         server = self.server
         conns = server._conns
         self.control.send(STATS, pack_json({

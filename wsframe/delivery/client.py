@@ -184,12 +184,11 @@ class ReliableClient:
                 if conn is not None:
                     conn.close(1000, "wsframe.v1: gap, resuming")
                 return
-        elif known is not None:
+        self.rooms[room] = {"epoch": epoch, "offset": offset}
+        if known is not None and known["epoch"] != epoch and self.on_discontinuity:
             # §5.4: a new epoch while this connection stayed (the process that keeps the
             # room's history restarted): how much of the old one was missed is not known
-            if self.on_discontinuity:
-                self._call(self.on_discontinuity, self, room, "epoch")
-        self.rooms[room] = {"epoch": epoch, "offset": offset}
+            self._call(self.on_discontinuity, self, room, "epoch")
         self._deliver(frame.get("data"), room)
 
     def _deliver(self, data: Any, room: Optional[str]) -> None:

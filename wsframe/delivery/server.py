@@ -90,16 +90,19 @@ class _Resuming:
     """A hello naming a session this process does not know, while Redis is asked for
     its dedupe window; frames that follow the hello wait here."""
 
-    __slots__ = ("opening", "hello", "queued")
+    __slots__ = ("opening", "hello", "queued", "queued_bytes")
 
     def __init__(self, opening: tuple, hello: dict) -> None:
         self.opening = opening
         self.hello = hello
         self.queued: list = []
+        self.queued_bytes = 0
 
 
-#: Frames a client may send between its hello and the welcome (it should send none).
+#: What a client may send between its hello and the welcome (§5.3: it waits for the
+#: welcome before it resends its outbox, so normally nothing).
 MAX_QUEUED_BEFORE_WELCOME = 64
+MAX_QUEUED_BYTES_BEFORE_WELCOME = 64 * 1024
 
 
 class Delivery:
@@ -118,11 +121,12 @@ class Delivery:
         self.node = node or f"pid {os.getpid()}"
         self.sessions: dict[str, Session] = {}
         # A wsframe.v1 connection's ``conn.session``: (request, params) until its hello,
-        # then its Session. Plain connections keep None there.
+        # a _Resuming while Redis is asked for the session it names, then its Session.
+        # Plain connections keep None there.
         self._resuming: Optional[tuple] = None   # (conn, room -> position) in its hello
         self._pending_joins: dict[str, int] = {}   # twin room -> joins waiting for Redis
         self._to_remember: dict[str, list] = {}     # session id -> acked ids, this turn
-        self._awaiting_hello: deque = deque()   # [deadline, conns], in deadline order
+        self._awaiting_hello: deque = deque()   # (deadline, [conn, ...]), in deadline order
         self.counts = dict.fromkeys(("acked", "duplicates", "replayed", "recovered",
                                      "discontinuities", "published", "publish_failed",
                                      "bad_frames", "unavailable", "taken_over",
@@ -158,13 +162,15 @@ class Delivery:
             # With workers, the room's owner keeps its history and sequences it: ask it.
             # It registers this worker for the room's fan-out as it answers, so what it
             # sends after the answer follows it on the same channel.
+            asked = b"J" + json.dumps(position).encode()   # ASCII, whatever the client sent
             workers.hold(twin)
 
             def answered(payload: Optional[bytes]) -> None:
-                self._enter(conn, twin, None if payload is None
-                            else payload.decode().split("\n"))
-                workers.release(twin)
-            workers.ask_owner(room, b"J" + dumps(position).encode(), answered)
+                try:
+                    self._enter(conn, twin, None if payload is None else json.loads(payload))
+                finally:
+                    workers.release(twin)
+            workers.ask_owner(room, asked, answered)
             return
         self._catch_up(room, position, lambda frames: self._enter(conn, twin, frames))
 
@@ -282,7 +288,7 @@ class Delivery:
             self._workers.add_remote(TWIN + room, origin)   # the fan-out, after the answer
             self._catch_up(room, position if isinstance(position, dict) else None,
                            lambda frames: answer(None if frames is None
-                                                 else "\n".join(frames).encode()))
+                                                 else json.dumps(frames).encode()))
 
     def leave(self, conn, room: str) -> None:
         conn.leave(TWIN + room if conn.session is not None else room)
@@ -345,7 +351,7 @@ class Delivery:
         if seen is not None and seen.get(message_id) is False:
             seen[message_id] = True
             self.counts["acked"] += 1
-            if self.redis is not None:
+            if self.redis is not None and self.dedupe_window > 0:
                 self._remember(session, message_id)
             if conn.state is OPEN:
                 conn.send(dumps({"ack": message_id}))
@@ -359,10 +365,10 @@ class Delivery:
         conn.session = (request, params)
         waiting = self._awaiting_hello
         deadline = time.monotonic() + self.hello_timeout
-        if waiting and deadline - waiting[-1][0] < 0.1:
-            waiting[-1][1].append(conn)   # one entry per 0.1 s of arrivals
-        else:
-            waiting.append((deadline, [conn]))
+        if waiting and deadline <= waiting[-1][0]:
+            waiting[-1][1].append(conn)   # one entry per 0.1 s of arrivals, closed late by
+        else:                             # at most that
+            waiting.append((deadline + 0.1, [conn]))
             if len(waiting) == 1:
                 self.server.loop.call_later(self.hello_timeout, self._check_hellos)
         return True
@@ -380,6 +386,14 @@ class Delivery:
 
     def _frame(self, conn, session, endpoint: "_ReliableEndpoint", text) -> None:
         """One message of a wsframe.v1 connection; ``session`` is ``conn.session``."""
+        if session.__class__ is _Resuming:   # handled in order after the welcome
+            session.queued.append(text)
+            session.queued_bytes += len(text)
+            if (len(session.queued) > MAX_QUEUED_BEFORE_WELCOME
+                    or session.queued_bytes > MAX_QUEUED_BYTES_BEFORE_WELCOME):
+                self.counts["bad_frames"] += 1
+                conn.close(1008, "wsframe.v1: too much sent before the welcome")
+            return
         handle = endpoint.handle
         opening = session.__class__ is tuple
         if not isinstance(text, str):
@@ -395,13 +409,6 @@ class Delivery:
         op = frame.get("op")
         if op == "ping":
             conn.send('{"op":"pong"}')
-            return
-        if session.__class__ is _Resuming:
-            if len(session.queued) >= MAX_QUEUED_BEFORE_WELCOME:
-                self.counts["bad_frames"] += 1
-                conn.close(1008, "wsframe.v1: too many frames before the welcome")
-                return
-            session.queued.append(text)
             return
         if opening:
             if op != "hello":
@@ -436,7 +443,7 @@ class Delivery:
         if result is not LATER:
             seen[ident] = True
             self.counts["acked"] += 1
-            if self.redis is not None:
+            if self.redis is not None and self.dedupe_window > 0:
                 self._remember(session, ident)
             conn.send(f'{{"ack":"{ident}"}}' if _PLAIN_ID(ident) else f'{{"ack":{dumps(ident)}}}')
 
@@ -451,13 +458,12 @@ class Delivery:
             def loaded(reply) -> None:
                 if conn.session is not waiting or conn.state is not OPEN:
                     return
-                if isinstance(reply, RedisError):
-                    self.counts["unavailable"] += 1
-                    # 1013 Try Again Later (IANA close code registry): keep the session id
-                    conn.close(1013, "session store unavailable, try again later")
-                    return
                 found = self.sessions.get(ident)   # resumed here meanwhile?
-                if found is None and reply:
+                if isinstance(reply, RedisError):
+                    # Redis down: serve anyway, with a new session ("resumed": false tells
+                    # the client its dedupe window is not there)
+                    self.counts["unavailable"] += 1
+                elif found is None and reply:
                     found = self.sessions[ident] = Session(ident)
                     found.seen = dict.fromkeys((i.decode() for i in reply), True)
                     self.counts["sessions_from_redis"] += 1
@@ -510,8 +516,11 @@ class Delivery:
 
     def _flush_remembered(self) -> None:
         batch, self._to_remember = self._to_remember, {}
+        window = self.dedupe_window
         for ident, ids in batch.items():
-            self.redis.remember(ident, ids, self.dedupe_window, self.session_ttl)
+            ids = ids[-window:]   # older ones would be trimmed at once
+            for start in range(0, len(ids), 1000):   # Lua's unpack() takes ~8,000 at most
+                self.redis.remember(ident, ids[start:start + 1000], window, self.session_ttl)
 
     def _closed(self, conn) -> None:
         session = conn.session

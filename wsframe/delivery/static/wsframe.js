@@ -382,7 +382,6 @@ export class WsFrame extends EventTarget {
     } else if (known && typeof frame.epoch === "string") {
       // §5.4: a new epoch while this connection stayed (the process that keeps the
       // room's history restarted): how much of the old one we missed is not known
-      this._position(frame);
       this._emit("discontinuity", { room: frame.room, epoch: frame.epoch, offset: frame.offset - 1,
                                     reason: "epoch", missed: null, previous: known });
     }
