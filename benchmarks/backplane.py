@@ -30,7 +30,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.loopback import free_port, wait_port  # noqa: E402
+from benchmarks.loopback import free_port, wait_port, write_report  # noqa: E402
 
 import redis  # redis-py: only to read Redis's counters and play the other design
 
@@ -224,10 +224,7 @@ def main() -> int:
                                        capture_output=True, text=True).stdout.strip(),
               "date": time.strftime("%Y-%m-%d"), "args": vars(args),
               "broadcast": broadcast_rows(args), "traffic": traffic_rows(args)}
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    write_report(args.json, report)
     return 0
 
 

@@ -28,13 +28,15 @@ import select
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 
-from wsframe.codec.frames import OP_TEXT, client_frame
-from wsframe.delivery import Delivery
-from wsframe.server.server import Endpoint, Server
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.loopback import commit, serve_app, stop_process, write_report  # noqa: E402
+from wsframe.codec.frames import OP_TEXT, client_frame  # noqa: E402
+from wsframe.delivery import Delivery  # noqa: E402
+from wsframe.server.server import Endpoint, Server  # noqa: E402
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -243,15 +245,7 @@ def rss_kib(pid: int) -> int:
 def idle_memory(connections: int, v1: bool, room_size: int = 1) -> float:
     """Bytes of server RSS per idle connection (one session each; ``room_size``
     connections per room: 1, each in its own room with its own history)."""
-    import tempfile
-    workdir = tempfile.mkdtemp(prefix="wsframe-delivery-bench-")
-    with open(os.path.join(workdir, "delivery_bench_app.py"), "w") as f:
-        f.write(APP)
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": workdir + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "wsframe", "--log-level", "WARNING", "serve",
-                             "delivery_bench_app:make_server", "--port", str(port)],
-                            env=env, stdin=subprocess.DEVNULL)
+    proc, port = serve_app(APP, "delivery_bench_app")
     socks = []
     try:
         deadline = time.monotonic() + 20
@@ -283,18 +277,7 @@ def idle_memory(connections: int, v1: bool, room_size: int = 1) -> float:
     finally:
         for sock in socks:
             sock.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        stop_process(proc, 20)
 
 
 def main() -> int:
@@ -310,8 +293,7 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    report = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                       capture_output=True, text=True).stdout.strip(),
+    report = {"commit": commit(),
               "date": time.strftime("%Y-%m-%d"), "args": vars(args), "rows": []}
 
     def row(name, unit, plain_fn, v1_fn):
@@ -346,10 +328,7 @@ def main() -> int:
                               "median_ms": statistics.median(times) * 1000}
         print(f"recovery of {args.missed} missed publications: "
               f"{report['recovery']['median_ms']:.1f} ms from hello to recovered", flush=True)
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    write_report(args.json, report)
     return 0
 
 

@@ -17,17 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from loopback import free_port, health, wait_for  # noqa: E402
+from benchmarks.loopback import (commit, health, serve_app, stop_process,  # noqa: E402
+                                 wait_for, write_report)
 from wsframe.client.blocking import connect  # noqa: E402
 from wsframe.cluster.partition import owner  # noqa: E402
 
@@ -95,21 +93,12 @@ def main() -> int:
     parser.add_argument("--live", type=int, default=300)
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="wsframe-delivery-workers-")
-    with open(os.path.join(workdir, "delivery_workers_app.py"), "w") as f:
-        f.write(APP)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": workdir + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "wsframe", "--log-level", "WARNING", "serve",
-                             "delivery_workers_app:make_server", "--workers", "2",
-                             "--port", str(port)], env=env, stdin=subprocess.DEVNULL)
+    proc, port = serve_app(APP, "delivery_workers_app", "--workers", "2")
     base = f"ws://127.0.0.1:{port}"
     owner_slot = owner(ROOM, 2)
     paths = {"owner": f"/watch/1/{key_on(owner_slot, 'w')}",
              "by proxy": f"/watch/1/{key_on(1 - owner_slot, 'w')}"}
-    report = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                       capture_output=True, text=True).stdout.strip(),
-              "date": time.strftime("%Y-%m-%d"), "args": vars(args)}
+    report = {"commit": commit(), "date": time.strftime("%Y-%m-%d"), "args": vars(args)}
     try:
         assert wait_for(lambda: health(port)["status"] == "ok", 30), "cluster not ready"
         driver = connect(f"{base}/driver/1/{key_on(1 - owner_slot, 'd')}",
@@ -185,16 +174,8 @@ def main() -> int:
         for ws in (*watchers.values(), driver):
             ws.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        stop_process(proc, 20)
+    write_report(args.json, report)
     return 0
 
 

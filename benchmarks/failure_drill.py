@@ -26,7 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.loopback import free_port, health, wait_for  # noqa: E402
+from benchmarks.loopback import free_port, health, stop_process, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -138,12 +138,7 @@ def main() -> int:
         if load is not None and load.poll() is None:
             load.kill()
             load.wait()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
     others = before["workers"][1:]
     print(f"failure drill: {args.connections:,} connections, {args.workers} workers, "
           f"rooms of {args.room_size}, {args.publish_rate:g} room messages/s published")

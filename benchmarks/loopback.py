@@ -1,12 +1,17 @@
 """Small loopback helpers shared by the load scripts: a free port, waiting for a
-listener or a condition, and a server's ``/health``."""
+listener or a condition, a server's ``/health``, stopping a server process, and
+writing a report."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import time
 
-__all__ = ["free_port", "wait_port", "wait_for", "health"]
+__all__ = ["free_port", "wait_port", "wait_for", "health", "serve_app", "stop_process",
+           "write_report", "commit"]
 
 
 def free_port() -> int:
@@ -50,3 +55,45 @@ def health(port: int) -> dict:
         while chunk := sock.recv(65536):
             raw += chunk
     return json.loads(raw.partition(b"\r\n\r\n")[2])
+
+
+def serve_app(source: str, module: str, *serve_args: str) -> tuple[subprocess.Popen, int]:
+    """``wsframe serve module:make_server`` of an app whose ``source`` is written to a
+    temporary folder, on a free port: (the process, its port). Stop it with
+    :func:`stop_process`."""
+    import sys
+    import tempfile
+    workdir = tempfile.mkdtemp(prefix="wsframe-bench-app-")
+    with open(os.path.join(workdir, module + ".py"), "w") as f:
+        f.write(source)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": workdir + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "wsframe", "--log-level", "WARNING", "serve",
+                             f"{module}:make_server", "--port", str(port), *serve_args],
+                            env=env, stdin=subprocess.DEVNULL)
+    return proc, port
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM (a server's graceful shutdown), then SIGKILL after ``timeout`` s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def commit() -> str:
+    """The checkout's short commit id (for the report)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def write_report(path, report: dict) -> None:
+    """``report`` as indented JSON at ``path`` (its folder made); nothing for ``None``."""
+    if not path:
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)

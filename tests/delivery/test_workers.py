@@ -61,17 +61,26 @@ def start(cluster, path):
     return watcher
 
 
-def test_killing_the_rooms_owner_worker_is_reported_never_a_silent_gap(cluster):
+def start_three(cluster, driver_slot: int):
+    """The workers' pids, a watcher on the room's owner, one on the other worker (by
+    proxy), and a driver on ``driver_slot``; once both watchers are in the room."""
     pids = worker_pids(cluster)
     owner_watcher = start(cluster, "/track/42")
     proxy_watcher = start(cluster, f"/watch/42/{key_on(OTHER, 'w')}")
-    driver = start(cluster, f"/driver/42/{key_on(OTHER, 'd')}")   # publishes from the other
+    driver = start(cluster, f"/driver/42/{key_on(driver_slot, 'd')}")
+    assert owner_watcher.client.node == f"pid {pids[OWNER]}"
+    assert proxy_watcher.client.node == f"pid {pids[OTHER]}"
+    assert driver.client.node == f"pid {pids[driver_slot]}"
+    watchers = (owner_watcher, proxy_watcher)
+    assert wait_for(lambda: all("order:42" in w.client.rooms for w in watchers), 10)
+    return pids, owner_watcher, proxy_watcher, driver
+
+
+def test_killing_the_rooms_owner_worker_is_reported_never_a_silent_gap(cluster):
+    # the driver publishes from the other worker: through the owner
+    pids, owner_watcher, proxy_watcher, driver = start_three(cluster, OTHER)
     watchers = (owner_watcher, proxy_watcher)
     try:
-        assert owner_watcher.client.node == f"pid {pids[OWNER]}"
-        assert proxy_watcher.client.node == f"pid {pids[OTHER]}"
-        assert driver.client.node == f"pid {pids[OTHER]}"
-        assert wait_for(lambda: all("order:42" in w.client.rooms for w in watchers), 10)
         seq = 0
         for seq in range(50):
             driver.send({"seq": seq})
@@ -105,14 +114,9 @@ def test_killing_the_rooms_owner_worker_is_reported_never_a_silent_gap(cluster):
 
 
 def test_killing_a_proxy_members_worker_loses_nothing(cluster):
-    pids = worker_pids(cluster)
-    owner_watcher = start(cluster, "/track/42")
-    proxy_watcher = start(cluster, f"/watch/42/{key_on(OTHER, 'w')}")
-    driver = start(cluster, f"/driver/42/{key_on(OWNER, 'd')}")
+    pids, owner_watcher, proxy_watcher, driver = start_three(cluster, OWNER)
     watchers = (owner_watcher, proxy_watcher)
     try:
-        assert proxy_watcher.client.node == f"pid {pids[OTHER]}"
-        assert wait_for(lambda: all("order:42" in w.client.rooms for w in watchers), 10)
         total = 300
         for seq in range(total):
             driver.send({"seq": seq})
@@ -148,14 +152,9 @@ def redis_cluster(redis_server):
 def test_with_redis_killing_the_owner_worker_loses_nothing(redis_cluster, redis_server):
     """The history is in Redis: the restarted owner continues the same epoch; the proxy
     member that missed pushes meanwhile sees the gap and resumes."""
-    cluster = redis_cluster
-    pids = worker_pids(cluster)
-    owner_watcher = start(cluster, "/track/42")
-    proxy_watcher = start(cluster, f"/watch/42/{key_on(OTHER, 'w')}")
-    driver = start(cluster, f"/driver/42/{key_on(OTHER, 'd')}")
+    pids, owner_watcher, proxy_watcher, driver = start_three(redis_cluster, OTHER)
     watchers = (owner_watcher, proxy_watcher)
     try:
-        assert wait_for(lambda: all("order:42" in w.client.rooms for w in watchers), 10)
         total = 300
         for seq in range(total):
             driver.send({"seq": seq})

@@ -235,8 +235,9 @@ class ClusterRooms(Rooms):
         origin, tag, name, payload = unpack_ask(body)
         answer = None
         if tag:
-            def answer(result: Optional[bytes]) -> None:
+            def reply(result: Optional[bytes]) -> None:
                 self._send(origin, ANSWER, pack_answer(tag, result))
+            answer = reply
         if self.ask_handler is None:
             if answer is not None:
                 answer(None)
