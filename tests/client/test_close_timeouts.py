@@ -36,13 +36,16 @@ class StubbornServer:
                 continue
             self.accepted += 1
             self.held.append(conn)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += conn.recv(4096)
-            key = head.split(b"Sec-WebSocket-Key: ")[1].split(b"\r\n")[0].decode()
-            conn.sendall(accept_response(key))
-            if self.mode == "close":
-                conn.sendall(b"\x88\x02\x03\xe8")   # Close 1000, then silence: no FIN, ever
+            try:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                key = head.split(b"Sec-WebSocket-Key: ")[1].split(b"\r\n")[0].decode()
+                conn.sendall(accept_response(key))
+                if self.mode == "close":
+                    conn.sendall(b"\x88\x02\x03\xe8")   # Close 1000, then silence: no FIN
+            except OSError:   # stop() closed it under us, or the client gave up
+                continue
 
     def stop(self):
         self.sock.close()

@@ -205,3 +205,12 @@ def test_a_burst_of_acks_is_remembered_up_to_the_window(redis_server):
         ws.sock.close()
     finally:
         node.stop()
+
+
+def test_a_redis_cluster_backplane_is_refused_not_silently_local():
+    from wsframe.delivery import Delivery
+    from wsframe.server.server import Server
+    server = Server(backplane="redis+cluster://127.0.0.1:7000")   # connects only on listen
+    with pytest.raises(ValueError, match="Redis Cluster"):
+        Delivery(server)
+    server.loop.close()

@@ -264,6 +264,10 @@ class Delivery:
         A worker's rooms (wsframe.cluster.rooms): twin rooms share their base room's
         owner, which answers the other workers' joins and publications."""
         backplane, rooms = server.backplane, server.rooms
+        if backplane is not None and not hasattr(backplane, "ready_hooks"):
+            # its publications would stay on this server: refuse rather than lose them
+            raise ValueError("wsframe.v1 delivery needs the Redis backplane (redis:// or "
+                             "rediss://); a Redis Cluster backplane is not supported")
         if backplane is not self._bound[0]:
             self.redis = RedisHistory(
                 backplane, history_size=self.histories.max_count, history_age=self.histories.max_age,
