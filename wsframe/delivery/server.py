@@ -40,6 +40,14 @@ between.
 that reconnects with its session id keeps its dedupe window, also when the
 server still holds its old connection open (that one is closed with
 :data:`SESSION_TAKEN`).
+
+*With the Redis backplane* (``Server(backplane=URL)``, or ``--redis``, set
+before or after this object), offsets and history are in Redis (see
+:mod:`~wsframe.delivery.redis_history`), and so are the sessions' dedupe
+windows: a restarted server acknowledges a retry of what it took before as a
+duplicate. *With worker processes* (``--workers``), the room's owner worker
+sequences it and keeps its history; joins and publications in other workers
+go through it (``ClusterRooms.ask_owner``).
 """
 from __future__ import annotations
 
