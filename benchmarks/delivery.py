@@ -33,7 +33,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.loopback import commit, serve_app, stop_process, write_report  # noqa: E402
+from benchmarks.loopback import (commit, serve_app, stop_process,  # noqa: E402
+                                 wait_port, write_report)
 from wsframe.codec.frames import OP_TEXT, client_frame  # noqa: E402
 from wsframe.delivery import Delivery  # noqa: E402
 from wsframe.server.server import Endpoint, Server  # noqa: E402
@@ -248,13 +249,7 @@ def idle_memory(connections: int, v1: bool, room_size: int = 1) -> float:
     proc, port = serve_app(APP, "delivery_bench_app")
     socks = []
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_port(port)
         time.sleep(0.5)
         before = rss_kib(proc.pid)
         for i in range(connections):

@@ -76,6 +76,25 @@ def start_three(cluster, driver_slot: int):
     return pids, owner_watcher, proxy_watcher, driver
 
 
+def drive_through_a_kill(driver, victim: int, total: int = 300) -> None:
+    """``total`` positions 10 ms apart; ``victim`` (a pid) is killed after the 101st."""
+    for seq in range(total):
+        driver.send({"seq": seq})
+        if seq == 100:
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.01)
+    assert wait_for(lambda: not driver.client.outbox, 15)
+
+
+def assert_all_once_in_order(watchers, total: int = 300) -> None:
+    for watcher in watchers:
+        assert wait_for(lambda: len(watcher.received) >= total, 30), \
+            (watcher.client.node, seqs(watcher.timeline)[-5:])
+        time.sleep(0.2)
+        assert seqs(watcher.timeline) == list(range(total))   # once each, in order
+        assert not [e for e in watcher.events if e[0] == "discontinuity"], watcher.events
+
+
 def test_killing_the_rooms_owner_worker_is_reported_never_a_silent_gap(cluster):
     # the driver publishes from the other worker: through the owner
     pids, owner_watcher, proxy_watcher, driver = start_three(cluster, OTHER)
@@ -117,19 +136,8 @@ def test_killing_a_proxy_members_worker_loses_nothing(cluster):
     pids, owner_watcher, proxy_watcher, driver = start_three(cluster, OWNER)
     watchers = (owner_watcher, proxy_watcher)
     try:
-        total = 300
-        for seq in range(total):
-            driver.send({"seq": seq})
-            if seq == 100:
-                os.kill(pids[OTHER], signal.SIGKILL)   # the proxy watcher's worker
-            time.sleep(0.01)
-        assert wait_for(lambda: not driver.client.outbox, 15)
-        for watcher in watchers:
-            assert wait_for(lambda: len(watcher.received) >= total, 30), \
-                (watcher.client.node, len(watcher.received))
-            time.sleep(0.2)
-            assert seqs(watcher.timeline) == list(range(total))   # once each, in order
-            assert not [e for e in watcher.events if e[0] == "discontinuity"], watcher.events
+        drive_through_a_kill(driver, pids[OTHER])   # the proxy watcher's worker
+        assert_all_once_in_order(watchers)
         # the new worker asked the owner for what its member missed: a replay
         assert proxy_watcher.client.node != f"pid {pids[OTHER]}"
         assert any(e[0] == "recovered" and e[1] > 0 for e in proxy_watcher.events), \
@@ -155,22 +163,11 @@ def test_with_redis_killing_the_owner_worker_loses_nothing(redis_cluster, redis_
     pids, owner_watcher, proxy_watcher, driver = start_three(redis_cluster, OTHER)
     watchers = (owner_watcher, proxy_watcher)
     try:
-        total = 300
-        for seq in range(total):
-            driver.send({"seq": seq})
-            if seq == 100:
-                os.kill(pids[OWNER], signal.SIGKILL)
-            time.sleep(0.01)
-        assert wait_for(lambda: not driver.client.outbox, 15)
-        for watcher in watchers:
-            assert wait_for(lambda: len(watcher.received) >= total, 30), \
-                (watcher.client.node, seqs(watcher.timeline)[-5:])
-            time.sleep(0.2)
-            assert seqs(watcher.timeline) == list(range(total))
-            assert not [e for e in watcher.events if e[0] == "discontinuity"], watcher.events
+        drive_through_a_kill(driver, pids[OWNER])
+        assert_all_once_in_order(watchers)
         assert owner_watcher.client.node != f"pid {pids[OWNER]}"
         # sequenced by Redis (wsframe_publish), not by a worker's memory
-        assert redis_server.cli("XLEN", "wsframe:history:{order:42}") == str(total)
+        assert redis_server.cli("XLEN", "wsframe:history:{order:42}") == "300"
     finally:
         for watcher in (*watchers, driver):
             watcher.stop()

@@ -15,13 +15,13 @@ Every broadcast is sequenced by the owner, which gives one order per room:
   -- the sender's own process included, so its members see the same order.
 
 Each process builds the frame once for its members (``Room.deliver``).
+A broadcast that ``exclude``-s a member carries (origin slot, fd) so that
+member's process skips it.
 
 The layer above can address a room's owner itself (``ask_owner``, answered
 by the owner's ``ask_handler``): the delivery layer sequences a room's
 publications and keeps its history there. ``share_owner(prefix)`` makes
 ``prefix + name`` owned with ``name`` (delivery's twin rooms).
-A broadcast that ``exclude``-s a member carries (origin slot, fd) so that
-member's process skips it.
 
 With a backplane (Redis, across machines), the owner is this machine's
 backplane client for the room: it subscribes while any worker has members,
@@ -213,8 +213,7 @@ class ClusterRooms(Rooms):
             return
         room = self._rooms.get(name)
         if room is None or not room.members:
-            self._send(self.owner_of(name), LEAVE, self.slot.to_bytes(2, "big") + name.encode(
-                "utf-8", "surrogatepass"))
+            self._tell_owner(LEAVE, self.owner_of(name), name)
 
     def add_remote(self, name: str, slot: int) -> None:
         """(Owner) ``slot`` has members in ``name``: it gets the room's fan-out."""
@@ -258,7 +257,11 @@ class ClusterRooms(Rooms):
     # ---- outgoing -------------------------------------------------------------------
 
     def announce(self, kind: int, room: ClusterRoom) -> None:
-        self._send(room.owner, kind, self.slot.to_bytes(2, "big") + room.name.encode(
+        self._tell_owner(kind, room.owner, room.name)
+
+    def _tell_owner(self, kind: int, slot: int, name: str) -> None:
+        """JOIN / LEAVE: this worker's slot and the room's name."""
+        self._send(slot, kind, self.slot.to_bytes(2, "big") + name.encode(
             "utf-8", "surrogatepass"))
 
     def to_owner(self, slot: int, body: bytes) -> None:
@@ -316,11 +319,7 @@ class ClusterRooms(Rooms):
         for tag in [t for t, entry in self._asked.items() if entry[0] == slot]:
             self._answered(self._asked.pop(tag), None)
         for name in list(self.remote):
-            slots = self.remote[name]
-            slots.discard(slot)
-            if not slots:
-                del self.remote[name]
-                self.update_interest(name)
+            self.drop_remote(name, slot)
         for room in self:
             if (room.members or self._held.get(room.name)) and room.owner == slot \
                     and slot != self.slot:

@@ -98,11 +98,9 @@ class _Resuming:
     """A hello naming a session this process does not know, while Redis is asked for
     its dedupe window; frames that follow the hello wait here."""
 
-    __slots__ = ("opening", "hello", "queued", "queued_bytes")
+    __slots__ = ("queued", "queued_bytes")
 
-    def __init__(self, opening: tuple, hello: dict) -> None:
-        self.opening = opening
-        self.hello = hello
+    def __init__(self) -> None:
         self.queued: list = []
         self.queued_bytes = 0
 
@@ -165,12 +163,12 @@ class Delivery:
         resuming = self._resuming
         position = resuming[1].pop(room, None) if resuming and resuming[0] is conn else None
         twin = TWIN + room
-        workers = self._workers
-        if workers is not None and workers.owner_of(room) != workers.slot:
+        if not self.owns(room):
             # With workers, the room's owner keeps its history and sequences it: ask it.
             # It registers this worker for the room's fan-out as it answers, so what it
             # sends after the answer follows it on the same channel.
             asked = b"J" + json.dumps(position).encode()   # ASCII, whatever the client sent
+            workers = self._workers
             workers.hold(twin)
 
             def answered(payload: Optional[bytes]) -> None:
@@ -203,19 +201,29 @@ class Delivery:
             return self._catch_up_from_redis(room, position, done)
         history = self.histories.get(room)
         if position is None:
-            return done([dumps({"op": "joined", "room": room, "epoch": history.epoch,
-                                "offset": history.offset})])
-        missed = history.since(position["epoch"], position["offset"])
-        if isinstance(missed, str):
+            verdict, missed = "joined", ()
+        else:
+            missed = history.since(position["epoch"], position["offset"])
+            verdict, missed = (missed, ()) if isinstance(missed, str) else ("recovered", missed)
+        done(self._frames(room, history.epoch, history.offset, verdict,
+                          [(offset, data_json) for offset, _, data_json in missed]))
+
+    def _frames(self, room: str, epoch: str, offset: int, verdict: str, missed: list) -> list:
+        """What a member gets on joining: ``joined``; the ``missed`` (offset, data JSON)
+        as ``pub`` frames, then ``recovered``; or a ``discontinuity`` (``verdict``: its
+        reason)."""
+        if verdict == "joined":
+            return [dumps({"op": "joined", "room": room, "epoch": epoch, "offset": offset})]
+        if verdict != "recovered":
             self.counts["discontinuities"] += 1
-            return done([dumps({"op": "discontinuity", "room": room, "epoch": history.epoch,
-                                "offset": history.offset, "reason": missed})])
-        frames = [pub(room, history.epoch, offset, data_json) for offset, _, data_json in missed]
+            return [dumps({"op": "discontinuity", "room": room, "epoch": epoch,
+                           "offset": offset, "reason": verdict})]
+        frames = [pub(room, epoch, at, data_json) for at, data_json in missed]
         self.counts["replayed"] += len(missed)
         self.counts["recovered"] += 1
-        frames.append(dumps({"op": "recovered", "room": room, "epoch": history.epoch,
-                             "offset": history.offset, "replayed": len(missed)}))
-        done(frames)
+        frames.append(dumps({"op": "recovered", "room": room, "epoch": epoch, "offset": offset,
+                             "replayed": len(missed)}))
+        return frames
 
     def _catch_up_from_redis(self, room: str, position: Optional[dict], done) -> None:
         """Subscribe first, then (at the end of the turn, after the SUBSCRIBE) ask Redis
@@ -237,33 +245,20 @@ class Delivery:
             else:
                 done(self._redis_frames(room, reply))
             if not left:   # nobody here for it after all: no subscription
-                rooms = self.server.rooms
                 if self._workers is not None:
                     self._workers.update_interest(twin)
-                elif rooms.get(twin) is None:
+                elif self.server.rooms.get(twin) is None:
                     backplane.unwant(twin)
 
         self.server.loop.at_turn_end(
             lambda: self.redis.join(room, epoch, offset, answered))
 
     def _redis_frames(self, room: str, reply) -> list:
-        now_epoch, now_offset = reply[0].decode(), int(reply[1])
-        verdict = reply[2].decode()
-        if verdict == "joined":
-            return [dumps({"op": "joined", "room": room, "epoch": now_epoch,
-                           "offset": now_offset})]
-        if verdict == "recovered":
-            entries = reply[3:]
-            frames = [pub(room, now_epoch, int(entries[i]), entries[i + 1].decode())
-                      for i in range(0, len(entries), 2)]
-            self.counts["replayed"] += len(frames)
-            self.counts["recovered"] += 1
-            frames.append(dumps({"op": "recovered", "room": room, "epoch": now_epoch,
-                                 "offset": now_offset, "replayed": len(frames)}))
-            return frames
-        self.counts["discontinuities"] += 1
-        return [dumps({"op": "discontinuity", "room": room, "epoch": now_epoch,
-                       "offset": now_offset, "reason": verdict})]
+        """``wsframe_join``'s answer: [epoch, offset, verdict, offset1, data1, ...]."""
+        entries = reply[3:]
+        return self._frames(room, reply[0].decode(), int(reply[1]), reply[2].decode(),
+                            [(int(entries[i]), entries[i + 1].decode())
+                             for i in range(0, len(entries), 2)])
 
     # ---- with workers: the owner's side -----------------------------------------------
 
@@ -277,9 +272,9 @@ class Delivery:
             raise ValueError("wsframe.v1 delivery needs the Redis backplane (redis:// or "
                              "rediss://); a Redis Cluster backplane is not supported")
         if backplane is not self._bound[0]:
-            self.redis = RedisHistory(
-                backplane, history_size=self.histories.max_count, history_age=self.histories.max_age,
-                v1_room_prefix=TWIN) if hasattr(backplane, "ready_hooks") else None
+            self.redis = None if backplane is None else RedisHistory(
+                backplane, history_size=self.histories.max_count,
+                history_age=self.histories.max_age, v1_room_prefix=TWIN)
         if rooms is not self._bound[1]:
             self._workers = rooms if hasattr(rooms, "ask_owner") else None
             if self._workers is not None:
@@ -319,10 +314,9 @@ class Delivery:
                                   callback=self._published):
                 self.counts["published"] += 1
             return None
-        workers = self._workers
-        if workers is not None and workers.owner_of(room) != workers.slot:
-            workers.ask_owner(room, (b"Ps" if isinstance(data, str) else b"Pj")
-                              + data_json.encode())   # counted there
+        if not self.owns(room):
+            self._workers.ask_owner(room, (b"Ps" if isinstance(data, str) else b"Pj")
+                                    + data_json.encode())   # counted there
             return None
         return self._sequence(room, data_json, data if isinstance(data, str) else data_json)
 
@@ -465,7 +459,7 @@ class Delivery:
         if session is None and ident and self.redis is not None:
             # Not known here (this server restarted, or the client was on another one):
             # Redis may have its dedupe window. Welcome once it answers.
-            waiting = conn.session = _Resuming(opening, frame)
+            waiting = conn.session = _Resuming()
 
             def loaded(reply) -> None:
                 if conn.session is not waiting or conn.state is not OPEN:
